@@ -1,0 +1,17 @@
+//! mcp-auth-sidecar: OAuth 2.1 for remote MCP servers, for every editor.
+//! See ARCHITECTURE.md for the map.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod home;
+pub mod http;
+pub mod lock;
+pub mod logging;
+pub mod probe;
+pub mod rpc;
+pub mod secret;
+pub mod status;
+pub mod store;
+pub mod urls;

@@ -1,0 +1,109 @@
+//! The editor-facing wire types (SPEC §3). Every type here has a JSON
+//! Schema in `schemas/`; tests validate real responses against them.
+
+use crate::status::Status;
+use crate::store::StorageChoice;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub const AUTH_STATUS: &str = "mcp/authStatus";
+pub const AUTH_STATUS_CHANGED: &str = "mcp/authStatusChanged";
+
+/// `initializationOptions` (SPEC §3.1). Unknown keys are logged, not fatal,
+/// so older sidecars work with newer plugins.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InitializationOptions {
+    #[serde(default)]
+    pub servers: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub config_files: Option<Vec<String>>,
+    #[serde(default)]
+    pub discover_config_files: Option<bool>,
+    #[serde(default)]
+    pub storage: Option<StorageChoice>,
+    #[serde(default)]
+    pub browser: Option<BrowserOption>,
+    #[serde(default)]
+    pub callback_host: Option<String>,
+    #[serde(flatten)]
+    pub unknown: Map<String, Value>,
+}
+
+/// `"auto"`, `"none"`, or a command with arguments (the URL is appended).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum BrowserOption {
+    Named(BrowserName),
+    Command(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrowserName {
+    Auto,
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthStatusParams {
+    #[serde(default)]
+    pub server: Option<String>,
+    #[serde(default)]
+    pub probe: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthStatusResult {
+    pub servers: Vec<ServerStatus>,
+    /// Configuration files or entries that could not be used.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub config_problems: Vec<String>,
+}
+
+/// SPEC §3.4.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerStatus {
+    pub server: String,
+    pub url: String,
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    pub scopes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    pub storage: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl From<&Status> for ServerStatus {
+    fn from(s: &Status) -> Self {
+        Self {
+            server: s.server.clone(),
+            url: s.url.clone(),
+            state: s.state.as_str().to_owned(),
+            expires_at: s.expires_at,
+            scopes: s.scopes.clone(),
+            issuer: s.issuer.clone(),
+            storage: s.storage.as_str().to_owned(),
+            message: s.message.clone(),
+        }
+    }
+}
+
+/// `mcp/authStatusChanged`.
+pub enum AuthStatusChanged {}
+
+impl tower_lsp_server::ls_types::notification::Notification for AuthStatusChanged {
+    type Params = ServerStatus;
+    const METHOD: &'static str = AUTH_STATUS_CHANGED;
+}
+
+/// Parses request params, naming the offending field in the error.
+pub fn parse_params<T: serde::de::DeserializeOwned>(params: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(params).map_err(|e| crate::config::describe_serde_error(&e))
+}

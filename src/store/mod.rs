@@ -1,0 +1,270 @@
+//! Credential storage (SPEC §5): one interface over the `keyring`, `file`
+//! and `memory` modes, and the choice among them for `auto`.
+//!
+//! The store is plain I/O: it keeps no cache. The in-memory view that status
+//! and token requests are served from belongs to `servers`.
+
+pub mod keyring;
+pub mod record;
+pub mod sealed;
+
+use crate::home::{self, Home};
+use crate::lock::FileLock;
+use base64::Engine as _;
+use record::{CredentialRecord, RecordProblem};
+use sealed::{DataKey, SealedStore};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How long `auto` waits for a keyring to answer before choosing `file`.
+pub const KEYRING_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long an explicit `keyring` choice waits (a locked collection may be
+/// waiting for the user to type a password into an unlock prompt).
+pub const KEYRING_TIMEOUT: Duration = Duration::from_secs(20);
+const KEY_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `storage` option of `initializationOptions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageChoice {
+    #[default]
+    Auto,
+    Keyring,
+    File,
+    Memory,
+}
+
+/// The mode actually in use, shown in every `ServerStatus.storage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageMode {
+    Keyring,
+    File,
+    Memory,
+}
+
+impl StorageMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Keyring => "keyring",
+            Self::File => "file",
+            Self::Memory => "memory",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the OS keyring is unavailable: {0}")]
+    KeyringUnavailable(String),
+    #[error("storage I/O failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("cannot take the storage lock: {0}")]
+    Lock(#[from] crate::lock::LockError),
+    #[error("the stored data key is damaged")]
+    BadKey,
+    #[error("encryption failed")]
+    Crypto,
+    #[error("{0}")]
+    Record(RecordProblem),
+}
+
+/// One stored record as read back.
+#[derive(Debug, PartialEq)]
+pub enum Loaded {
+    Absent,
+    Record(CredentialRecord),
+    /// Present but unreadable by this build: logged and treated as absent,
+    /// never deleted (it may belong to a newer build or another data key).
+    Unusable {
+        location: String,
+        problem: RecordProblem,
+    },
+}
+
+impl Loaded {
+    pub fn into_record(self) -> Option<CredentialRecord> {
+        match self {
+            Loaded::Record(r) => Some(r),
+            Loaded::Absent => None,
+            Loaded::Unusable { location, problem } => {
+                tracing::warn!(%location, %problem, "ignoring a stored credential record");
+                None
+            }
+        }
+    }
+}
+
+pub enum Store {
+    Memory(Mutex<HashMap<String, CredentialRecord>>),
+    Sealed {
+        mode: StorageMode,
+        inner: SealedStore,
+    },
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Store({})", self.mode().as_str())
+    }
+}
+
+impl Store {
+    pub fn memory() -> Self {
+        Store::Memory(Mutex::new(HashMap::new()))
+    }
+
+    /// Opens the store for `choice`. For `auto`, a keyring that is missing,
+    /// locked or slower than [`KEYRING_PROBE_TIMEOUT`] means `file`.
+    pub async fn open(home: &Home, choice: StorageChoice) -> Result<Self, StoreError> {
+        match choice {
+            StorageChoice::Memory => Ok(Self::memory()),
+            StorageChoice::File => Self::open_file(home).await,
+            StorageChoice::Keyring => Self::open_keyring(home, KEYRING_TIMEOUT).await,
+            StorageChoice::Auto => match Self::open_keyring(home, KEYRING_PROBE_TIMEOUT).await {
+                Ok(store) => Ok(store),
+                Err(StoreError::KeyringUnavailable(why)) => {
+                    tracing::info!(reason = %why, "keyring unavailable; using the file store");
+                    Self::open_file(home).await
+                }
+                Err(other) => Err(other),
+            },
+        }
+    }
+
+    /// `file` mode: the data key sits in a 0600 file beside the records. This
+    /// protects against nothing a same-user process could not read anyway; it
+    /// keeps one record format for both modes and tokens out of grep's reach.
+    async fn open_file(home: &Home) -> Result<Self, StoreError> {
+        let dir = home.dir("store/file/records")?;
+        let key_path = home.root().join("store/file/data.key");
+        let lock_path = home.dir("locks")?.join("store-key.lock");
+        let _lock = FileLock::acquire(&lock_path, KEY_LOCK_TIMEOUT).await?;
+        let key = match std::fs::read(&key_path) {
+            Ok(text) => decode_key(&text)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let key = DataKey::generate()?;
+                home::write_atomic(&key_path, encode_key(&key).as_bytes())?;
+                key
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Store::Sealed {
+            mode: StorageMode::File,
+            inner: SealedStore::new(dir, &key),
+        })
+    }
+
+    /// `keyring` mode: the data key lives in the OS keyring under an account
+    /// name kept (not secret) in the home, so homes do not share keys.
+    async fn open_keyring(home: &Home, timeout: Duration) -> Result<Self, StoreError> {
+        let dir = home.dir("store/keyring/records")?;
+        let id_path = home.root().join("store/keyring/key-id");
+        let lock_path = home.dir("locks")?.join("store-key.lock");
+        let _lock = FileLock::acquire(&lock_path, KEY_LOCK_TIMEOUT).await?;
+        let account = match std::fs::read_to_string(&id_path) {
+            Ok(id) if !id.trim().is_empty() => id.trim().to_owned(),
+            Ok(_) => return Err(StoreError::BadKey),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let mut raw = [0u8; 12];
+                getrandom::fill(&mut raw).map_err(io::Error::other)?;
+                let id = format!("data-key-{}", home::hex(&raw));
+                home::write_atomic(&id_path, id.as_bytes())?;
+                id
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let key = keyring::get_or_create_key(account, timeout).await?;
+        Ok(Store::Sealed {
+            mode: StorageMode::Keyring,
+            inner: SealedStore::new(dir, &key),
+        })
+    }
+
+    pub fn mode(&self) -> StorageMode {
+        match self {
+            Store::Memory(_) => StorageMode::Memory,
+            Store::Sealed { mode, .. } => *mode,
+        }
+    }
+
+    pub fn load(&self, server_url: &str) -> Result<Loaded, StoreError> {
+        match self {
+            Store::Memory(map) => Ok(lock(map)
+                .get(server_url)
+                .cloned()
+                .map_or(Loaded::Absent, Loaded::Record)),
+            Store::Sealed { inner, .. } => inner.load(server_url),
+        }
+    }
+
+    pub fn save(&self, record: &CredentialRecord) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(map) => {
+                lock(map).insert(record.server_url.clone(), record.clone());
+                Ok(())
+            }
+            Store::Sealed { inner, .. } => inner.save(record),
+        }
+    }
+
+    pub fn delete(&self, server_url: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(map) => {
+                lock(map).remove(server_url);
+                Ok(())
+            }
+            Store::Sealed { inner, .. } => inner.delete(server_url),
+        }
+    }
+
+    /// Every readable record; unreadable ones are logged and skipped.
+    pub fn list(&self) -> Result<Vec<CredentialRecord>, StoreError> {
+        match self {
+            Store::Memory(map) => Ok(lock(map).values().cloned().collect()),
+            Store::Sealed { inner, .. } => {
+                Ok(inner.list()?.into_iter().filter_map(Loaded::into_record).collect())
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding this lock cannot leave the map inconsistent
+    // (every operation is a single insert/remove/clone).
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub(crate) fn encode_key(key: &DataKey) -> String {
+    base64::engine::general_purpose::STANDARD.encode(key.as_bytes())
+}
+
+pub(crate) fn decode_key(text: &[u8]) -> Result<DataKey, StoreError> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(text.trim_ascii())
+        .map_err(|_| StoreError::BadKey)?;
+    DataKey::from_bytes(&raw).ok_or(StoreError::BadKey)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn file_mode_reuses_its_key_across_opens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::at(tmp.path());
+        let a = Store::open(&home, StorageChoice::File).await.unwrap();
+        assert_eq!(a.mode(), StorageMode::File);
+        a.save(&CredentialRecord::new("https://x.example/mcp")).unwrap();
+        let b = Store::open(&home, StorageChoice::File).await.unwrap();
+        assert!(matches!(b.load("https://x.example/mcp").unwrap(), Loaded::Record(_)));
+        assert_eq!(b.list().unwrap().len(), 1);
+        b.delete("https://x.example/mcp").unwrap();
+        assert_eq!(a.load("https://x.example/mcp").unwrap(), Loaded::Absent);
+    }
+}
