@@ -7,6 +7,7 @@ mod framing;
 pub mod protocol;
 
 use backend::Backend;
+use std::time::Duration;
 use tower_lsp_server::{LspService, Server};
 
 /// High enough that any number of slow requests (authorizations waiting for
@@ -18,14 +19,30 @@ pub async fn serve() {
     let (service, socket) = LspService::build(Backend::new)
         .custom_method(protocol::AUTH_STATUS, Backend::auth_status)
         .finish();
-    let (reader, writer) = tokio::io::duplex(64 * 1024);
+    let (server_in, pump_writer) = tokio::io::duplex(64 * 1024);
+    let (server_out_reader, server_out) = tokio::io::duplex(64 * 1024);
+    let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
+
+    let writer = tokio::spawn(framing::pump_out(tokio::io::stdout(), out_rx));
+    let collector = tokio::spawn(framing::collect_server_output(server_out_reader, out_tx.clone()));
+    let pump_tx = out_tx.clone();
     tokio::spawn(async move {
-        if let Err(e) = framing::pump(tokio::io::stdin(), writer).await {
+        if let Err(e) = framing::pump_in(tokio::io::stdin(), pump_writer, pump_tx).await {
             tracing::error!(error = %e, "reading stdin failed");
         }
     });
-    Server::new(reader, tokio::io::stdout(), socket)
+
+    Server::new(server_in, server_out, socket)
         .concurrency_level(CONCURRENCY)
         .serve(service)
         .await;
+
+    // Everything the server wrote is in the duplex; let it reach stdout
+    // before the caller ends the process.
+    let _ = tokio::time::timeout(Duration::from_secs(2), collector).await;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    if out_tx.send(framing::Out::Flush(done_tx)).is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), done_rx).await;
+    }
+    drop(writer);
 }

@@ -1,0 +1,298 @@
+//! Test harness: spawns the real `mcp-auth-sidecar` binary, speaks LSP
+//! framing to it, and validates every response and notification against the
+//! JSON Schemas in `schemas/`.
+
+#![allow(dead_code)]
+
+pub mod schemas;
+
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mcp-auth-sidecar");
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// An isolated environment: its own sidecar home, user home and XDG dirs.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for d in ["sidecar", "home", "data", "config", "runtime", "ws"] {
+            std::fs::create_dir_all(dir.path().join(d)).expect("mkdir");
+        }
+        Self { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn sidecar_home(&self) -> PathBuf {
+        self.path("sidecar")
+    }
+
+    pub fn write(&self, rel: &str, contents: &str) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, contents).expect("write");
+        p
+    }
+
+    /// A command for the binary with this environment. Keeps the session
+    /// bus only when `keep_bus` (keyring tests); everything else is cut off
+    /// from the user's real keyring and files.
+    pub fn command(&self, keep_bus: bool) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.env("MCP_AUTH_SIDECAR_HOME", self.sidecar_home())
+            .env("HOME", self.path("home"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env_remove("MCP_AUTH_SIDECAR_LOG");
+        if !keep_bus {
+            cmd.env("XDG_DATA_HOME", self.path("data"))
+                .env("XDG_RUNTIME_DIR", self.path("runtime"))
+                .env_remove("DBUS_SESSION_BUS_ADDRESS");
+        }
+        cmd
+    }
+
+    pub fn spawn(&self) -> Sidecar {
+        Sidecar::spawn(self.command(false), &self.path("stderr.log"))
+    }
+}
+
+pub struct Sidecar {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    rx: Receiver<Value>,
+    next_id: i64,
+    /// Notifications (and responses to other ids) received while waiting.
+    pub backlog: VecDeque<Value>,
+    pub stderr_path: PathBuf,
+}
+
+impl Sidecar {
+    pub fn spawn(mut cmd: Command, stderr_path: &Path) -> Self {
+        let stderr = std::fs::File::create(stderr_path).expect("stderr file");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn sidecar");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            while let Some(msg) = read_frame(&mut reader) {
+                if tx.send(msg).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            stdin,
+            rx,
+            next_id: 1,
+            backlog: VecDeque::new(),
+            stderr_path: stderr_path.to_owned(),
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(bytes).expect("write");
+        stdin.flush().expect("flush");
+    }
+
+    pub fn send(&mut self, msg: &Value) {
+        let body = serde_json::to_vec(msg).expect("json");
+        let mut frame = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+        frame.extend(body);
+        self.send_raw(&frame);
+    }
+
+    /// Sends a request and returns its id without waiting.
+    pub fn start(&mut self, method: &str, params: Value) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        id
+    }
+
+    pub fn notify(&mut self, method: &str, params: Value) {
+        self.send(&json!({"jsonrpc": "2.0", "method": method, "params": params}));
+    }
+
+    /// Next message from the sidecar, or None on timeout / EOF.
+    pub fn next_message(&mut self, timeout: Duration) -> Option<Value> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(v) => Some(v),
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => None,
+        }
+    }
+
+    /// Waits for the response with `id` (a number or null), keeping
+    /// everything else in the backlog.
+    pub fn wait_response(&mut self, id: &Value) -> Value {
+        if let Some(pos) = self.backlog.iter().position(|m| m.get("id") == Some(id) && m.get("method").is_none()) {
+            return self.backlog.remove(pos).expect("backlog entry");
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let msg = self
+                .next_message(left)
+                .unwrap_or_else(|| panic!("no response to id {id} within {WAIT:?}; stderr:\n{}", self.stderr()));
+            if msg.get("id") == Some(id) && msg.get("method").is_none() {
+                return msg;
+            }
+            self.backlog.push_back(msg);
+        }
+    }
+
+    /// Sends a request and waits for its whole response object.
+    pub fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.start(method, params);
+        self.wait_response(&json!(id))
+    }
+
+    /// A request that must succeed; returns `result`, validated against the
+    /// method's result schema.
+    pub fn ok(&mut self, method: &str, params: Value) -> Value {
+        let resp = self.call(method, params);
+        let result = resp
+            .get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("{method} failed: {resp}"));
+        if let Some(schema) = schemas::result_schema(method) {
+            schemas::assert_valid(schema, &result);
+        }
+        result
+    }
+
+    /// A request that must fail; returns the validated `error` object.
+    pub fn err(&mut self, method: &str, params: Value) -> Value {
+        let resp = self.call(method, params);
+        let error = resp
+            .get("error")
+            .cloned()
+            .unwrap_or_else(|| panic!("{method} unexpectedly succeeded: {resp}"));
+        schemas::assert_valid("error.json", &error);
+        error
+    }
+
+    pub fn initialize(&mut self, options: Value) -> Value {
+        let result = self.ok(
+            "initialize",
+            json!({
+                "processId": null,
+                "clientInfo": {"name": "harness", "version": "1"},
+                "rootUri": null,
+                "capabilities": {},
+                "initializationOptions": options,
+            }),
+        );
+        self.notify("initialized", json!({}));
+        result
+    }
+
+    /// Waits for the next notification with `method`, validated against its
+    /// schema.
+    pub fn wait_notification(&mut self, method: &str, timeout: Duration) -> Option<Value> {
+        if let Some(pos) = self.backlog.iter().position(|m| m["method"] == method) {
+            let m = self.backlog.remove(pos).expect("backlog entry");
+            return Some(validated_notification(method, m));
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let msg = self.next_message(left)?;
+            if msg["method"] == method {
+                return Some(validated_notification(method, msg));
+            }
+            self.backlog.push_back(msg);
+        }
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn shutdown(mut self) -> String {
+        let _ = self.call("shutdown", Value::Null);
+        self.notify("exit", Value::Null);
+        let status = self.wait_exit(WAIT).expect("sidecar exits after exit");
+        assert!(status.success(), "exit status {status:?}");
+        self.stderr()
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn validated_notification(method: &str, msg: Value) -> Value {
+    if let Some(schema) = schemas::notification_schema(method) {
+        schemas::assert_valid(schema, &msg["params"]);
+    }
+    msg
+}
+
+/// Reads one `Content-Length` framed message.
+pub fn read_frame(reader: &mut impl BufRead) -> Option<Value> {
+    let mut len = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.strip_prefix("Content-Length:") {
+            len = v.trim().parse::<usize>().ok();
+        }
+    }
+    let mut body = vec![0; len?];
+    reader.read_exact(&mut body).ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+/// A TCP server on loopback that accepts connections and never answers:
+/// makes probes slow without any timing assumption.
+pub fn silent_server() -> (String, std::net::TcpListener) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://127.0.0.1:{}/mcp", listener.local_addr().expect("addr").port());
+    (url, listener)
+}
