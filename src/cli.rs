@@ -49,7 +49,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command.unwrap_or(Command::Serve) {
+    let code = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             runtime.block_on(crate::rpc::serve());
             // The stdin reader may still be blocked in a read that will
@@ -59,7 +59,11 @@ pub fn main() -> ExitCode {
             std::process::exit(0);
         }
         Command::Status { json, probe, storage } => runtime.block_on(status(json, probe, storage)),
-    }
+    };
+    // A keyring call stuck behind an unlock prompt must not keep a finished
+    // command alive: do not wait for blocking threads.
+    runtime.shutdown_background();
+    code
 }
 
 async fn status(json: bool, probe: bool, storage: StorageChoice) -> ExitCode {

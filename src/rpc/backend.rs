@@ -29,6 +29,7 @@ pub struct Backend {
 
 /// What `initialize` told us about the editor.
 #[derive(Debug)]
+#[allow(dead_code, reason = "read by the authorization flow (browser, callback host)")]
 pub struct Session {
     pub show_document: bool,
     pub options: InitializationOptions,

@@ -296,3 +296,106 @@ pub fn silent_server() -> (String, std::net::TcpListener) {
     let url = format!("http://127.0.0.1:{}/mcp", listener.local_addr().expect("addr").port());
     (url, listener)
 }
+
+/// A minimal HTTP/1.1 server on loopback answering every request with
+/// `status` and `headers`; counts requests. Stands in for an MCP server's
+/// unauthenticated answer (the probe only reads the status line and
+/// `WWW-Authenticate`).
+pub struct HttpStub {
+    pub url: String,
+    pub hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+pub fn http_stub(status: u16, headers: &[(&str, &str)]) -> HttpStub {
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://127.0.0.1:{}/mcp", listener.local_addr().expect("addr").port());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let head = {
+        let mut h = format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            h.push_str(&format!("{k}: {v}\r\n"));
+        }
+        h.push_str("\r\n{}");
+        h
+    };
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = stream.write_all(head.as_bytes());
+        }
+    });
+    HttpStub { url, hits }
+}
+
+/// Writes `record` into the store at `home` in `choice` mode, through the
+/// sidecar's own library (the same code the binary uses).
+pub fn seed(
+    home: &Path,
+    choice: mcp_auth_sidecar::store::StorageChoice,
+    record: &mcp_auth_sidecar::store::record::CredentialRecord,
+) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = mcp_auth_sidecar::store::Store::open(&mcp_auth_sidecar::home::Home::at(home), choice)
+            .await
+            .expect("open store");
+        store.save(record).expect("save record");
+    });
+}
+
+/// A record with tokens for `url`.
+pub fn record_with_tokens(
+    url: &str,
+    access: &str,
+    refresh: Option<&str>,
+    expires_at: Option<i64>,
+) -> mcp_auth_sidecar::store::record::CredentialRecord {
+    use mcp_auth_sidecar::secret::Secret;
+    use mcp_auth_sidecar::store::record::*;
+    let mut r = CredentialRecord::new(url);
+    r.registrations.insert(
+        "https://as.example.com".into(),
+        ClientRegistration {
+            kind: RegistrationKind::Dynamic,
+            client_id: "client-123".into(),
+            client_secret: Some(Secret::new("client-secret-DO-NOT-LOG")),
+            token_endpoint_auth_method: Some("client_secret_basic".into()),
+            redirect_uris: vec!["http://127.0.0.1:33418/callback".into()],
+            registered_at: 0,
+        },
+    );
+    r.tokens = Some(TokenSet {
+        access_token: Secret::new(access),
+        token_type: "Bearer".into(),
+        refresh_token: refresh.map(Secret::new),
+        expires_at,
+        scopes: vec!["mcp:read".into(), "mcp:write".into()],
+        issuer: "https://as.example.com".into(),
+        resource: Some(url.into()),
+        obtained_at: 0,
+    });
+    r
+}
+
+pub fn now_ms() -> i64 {
+    mcp_auth_sidecar::status::now_ms()
+}
