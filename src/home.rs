@@ -122,6 +122,28 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Removes temp files that a process killed mid-write left in `dir`. Only
+/// old ones: a younger one may belong to a write in progress elsewhere.
+pub fn sweep_stale_temps(dir: &Path, older_than: std::time::Duration) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with('.') && name.ends_with(".tmp")) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > older_than);
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Removes a file and makes the removal durable. A missing file is fine.
 pub fn remove_durably(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {

@@ -66,6 +66,7 @@ pub fn file_stem(server_url: &str) -> String {
 impl SealedStore {
     /// `dir` must already exist with mode 0700.
     pub fn new(dir: PathBuf, key: &DataKey) -> Self {
+        home::sweep_stale_temps(&dir, std::time::Duration::from_secs(600));
         Self {
             dir,
             cipher: XChaCha20Poly1305::new(key.as_bytes().into()),
