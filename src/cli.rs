@@ -140,8 +140,8 @@ fn describe_expiry(at_ms: i64) -> String {
 fn human(secs: i64) -> String {
     match secs {
         s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h {}m", s / 3600, s % 3600 / 60),
         s => format!("{}d", s / 86_400),
     }
 }
