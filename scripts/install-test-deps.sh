@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the tests need beyond the Rust toolchain, if it is missing:
+# a real Secret Service (gnome-keyring) and a session bus for the keyring
+# tests. Idempotent; does nothing when everything is present.
+set -euo pipefail
+
+need_apt=()
+command -v gnome-keyring-daemon >/dev/null || need_apt+=(gnome-keyring)
+command -v dbus-run-session >/dev/null || need_apt+=(dbus-daemon dbus-x11)
+command -v dbus-update-activation-environment >/dev/null || need_apt+=(dbus-bin)
+command -v secret-tool >/dev/null || need_apt+=(libsecret-tools)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "installing: ${need_apt[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then
+    echo "installing with sudo: ${need_apt[*]}" >&2
+    sudo apt-get update -qq
+    sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  else
+    echo "missing test dependencies: ${need_apt[*]} (install them with your package manager)" >&2
+    exit 1
+  fi
+fi

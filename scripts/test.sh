@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test of the project. This is the README's test command and what
+# .ci/run calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-test-deps.sh
+
+# Unit and integration tests (the real binary over stdio, real files, real
+# HTTP peers on loopback, SIGKILL crash loop).
+cargo test --locked
+
+# The keyring tests, against a throw-away gnome-keyring on a private bus.
+dbus-run-session -- scripts/with-keyring.sh \
+  cargo test --locked --test keyring -- --ignored
