@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 
 scripts/install-test-deps.sh
 
+# Formatting and lints first: cheap, and they fail fast.
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+
 # Unit and integration tests (the real binary over stdio, real files, real
 # HTTP peers on loopback, SIGKILL crash loop).
 cargo test --locked

@@ -5,9 +5,9 @@
 use crate::config::{ConfigSet, ConfiguredServer, ServerConfig, Source};
 use crate::error::Error;
 use crate::probe::{self, ProbeOutcome};
-use crate::status::{now_ms, AuthState, Status};
-use crate::store::record::CredentialRecord;
+use crate::status::{AuthState, Status, now_ms};
 use crate::store::Store;
+use crate::store::record::CredentialRecord;
 use crate::urls;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,18 +55,28 @@ impl App {
         let list_store = store.clone();
         let records = tokio::task::spawn_blocking(move || list_store.list())
             .await
-            .map_err(|e| Error::StorageUnavailable(std::io::Error::other(e.to_string()).into()))??;
+            .map_err(|e| {
+                Error::StorageUnavailable(std::io::Error::other(e.to_string()).into())
+            })??;
         let mut inner = Inner {
             config_problems: config.problems.iter().map(ToString::to_string).collect(),
             ..Inner::default()
         };
         for (name, server) in config.servers {
-            inner.servers.insert(name, Entry { server, runtime: Runtime::default() });
+            inner.servers.insert(
+                name,
+                Entry {
+                    server,
+                    runtime: Runtime::default(),
+                },
+            );
         }
         for record in records {
             let url = record.server_url.clone();
             if !inner.servers.values().any(|e| e.server.config.url == url) {
-                inner.servers.insert(url.clone(), ad_hoc(&url, Source::Stored));
+                inner
+                    .servers
+                    .insert(url.clone(), ad_hoc(&url, Source::Stored));
             }
             inner.records.insert(url, record);
         }
@@ -112,7 +122,10 @@ impl App {
             return Err(Error::InvalidParams(if known.is_empty() {
                 format!("`server`: unknown server {server:?} (no servers are configured)")
             } else {
-                format!("`server`: unknown server {server:?}; configured: {}", known.join(", "))
+                format!(
+                    "`server`: unknown server {server:?}; configured: {}",
+                    known.join(", ")
+                )
             }));
         }
         urls::parse_secure(server)?;
@@ -124,7 +137,9 @@ impl App {
         {
             return Ok(name);
         }
-        inner.servers.insert(server.to_owned(), ad_hoc(server, Source::AdHoc));
+        inner
+            .servers
+            .insert(server.to_owned(), ad_hoc(server, Source::AdHoc));
         let status = self.status_of(&inner, server);
         inner.published.insert(server.to_owned(), status);
         Ok(server.to_owned())
@@ -139,7 +154,11 @@ impl App {
         let inner = self.lock();
         match only {
             Some(name) => vec![self.status_of(&inner, name)],
-            None => inner.servers.keys().map(|n| self.status_of(&inner, n)).collect(),
+            None => inner
+                .servers
+                .keys()
+                .map(|n| self.status_of(&inner, n))
+                .collect(),
         }
     }
 
@@ -151,15 +170,21 @@ impl App {
             names
                 .iter()
                 .filter(|n| self.status_of(&inner, n).state == AuthState::Unknown)
-                .filter_map(|n| inner.servers.get(n).map(|e| (n.clone(), e.server.config.url.clone())))
+                .filter_map(|n| {
+                    inner
+                        .servers
+                        .get(n)
+                        .map(|e| (n.clone(), e.server.config.url.clone()))
+                })
                 .collect()
         };
-        let outcomes = futures::future::join_all(targets.into_iter().map(|(name, url)| async move {
-            let outcome = probe::probe(&self.http, &url).await;
-            tracing::debug!(server = %name, ?outcome, "probed");
-            (name, outcome)
-        }))
-        .await;
+        let outcomes =
+            futures::future::join_all(targets.into_iter().map(|(name, url)| async move {
+                let outcome = probe::probe(&self.http, &url).await;
+                tracing::debug!(server = %name, ?outcome, "probed");
+                (name, outcome)
+            }))
+            .await;
         {
             let mut inner = self.lock();
             for (name, outcome) in outcomes {
@@ -175,10 +200,16 @@ impl App {
     /// from what was last published.
     fn publish_changes(&self) {
         let mut inner = self.lock();
-        let current: Vec<Status> = inner.servers.keys().map(|n| self.status_of(&inner, n)).collect();
+        let current: Vec<Status> = inner
+            .servers
+            .keys()
+            .map(|n| self.status_of(&inner, n))
+            .collect();
         for status in current {
             if inner.published.get(&status.server) != Some(&status) {
-                inner.published.insert(status.server.clone(), status.clone());
+                inner
+                    .published
+                    .insert(status.server.clone(), status.clone());
                 if let Some(tx) = &self.events {
                     let _ = tx.send(status);
                 }
@@ -215,7 +246,10 @@ impl App {
         };
         if let Err(e) = urls::parse_secure(&url) {
             status.state = AuthState::Error;
-            status.message = Some(format!("{e}; fix the server's URL in {}", entry.server.source));
+            status.message = Some(format!(
+                "{e}; fix the server's URL in {}",
+                entry.server.source
+            ));
             return status;
         }
         let tokens = inner.records.get(&url).and_then(|r| r.tokens.as_ref());
@@ -227,7 +261,9 @@ impl App {
                 status.state = AuthState::Authorized;
             } else {
                 status.state = AuthState::Unauthenticated;
-                status.message = Some("the access token expired and cannot be refreshed; authorize again".into());
+                status.message = Some(
+                    "the access token expired and cannot be refreshed; authorize again".into(),
+                );
             }
             return status;
         }
@@ -244,7 +280,10 @@ impl App {
             None => {}
         }
         if status.message.is_none() && !inner.config_problems.is_empty() {
-            status.message = Some(format!("configuration problem: {}", inner.config_problems.join("; ")));
+            status.message = Some(format!(
+                "configuration problem: {}",
+                inner.config_problems.join("; ")
+            ));
         }
         status
     }

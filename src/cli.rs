@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "mcp-auth-sidecar", version, about = "OAuth 2.1 for remote MCP servers, shared by every editor")]
+#[command(
+    name = "mcp-auth-sidecar",
+    version,
+    about = "OAuth 2.1 for remote MCP servers, shared by every editor"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -42,7 +46,10 @@ fn parse_storage(s: &str) -> Result<StorageChoice, String> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mcp-auth-sidecar: cannot start the async runtime: {e}");
@@ -58,7 +65,11 @@ pub fn main() -> ExitCode {
             // once" (SPEC §3.1).
             std::process::exit(0);
         }
-        Command::Status { json, probe, storage } => runtime.block_on(status(json, probe, storage)),
+        Command::Status {
+            json,
+            probe,
+            storage,
+        } => runtime.block_on(status(json, probe, storage)),
     };
     // A keyring call stuck behind an unlock prompt must not keep a finished
     // command alive: do not wait for blocking threads.
@@ -91,7 +102,8 @@ async fn status(json: bool, probe: bool, storage: StorageChoice) -> ExitCode {
     }
     let statuses: Vec<ServerStatus> = app.statuses(None).iter().map(ServerStatus::from).collect();
     if json {
-        let out = serde_json::json!({ "servers": statuses, "configProblems": app.config_problems() });
+        let out =
+            serde_json::json!({ "servers": statuses, "configProblems": app.config_problems() });
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         print_table(&statuses, app.storage_mode().as_str());
@@ -107,9 +119,19 @@ fn print_table(statuses: &[ServerStatus], storage: &str) {
         println!("No remote MCP servers configured (storage: {storage}).");
         return;
     }
-    let name_w = statuses.iter().map(|s| s.server.chars().count()).max().unwrap_or(0).max(6);
-    let state_w = statuses.iter().map(|s| s.state.len()).max().unwrap_or(0).max(5);
-    println!("{:<name_w$}  {:<state_w$}  {}", "SERVER", "STATE", "DETAILS");
+    let name_w = statuses
+        .iter()
+        .map(|s| s.server.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let state_w = statuses
+        .iter()
+        .map(|s| s.state.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    println!("{:<name_w$}  {:<state_w$}  DETAILS", "SERVER", "STATE");
     for s in statuses {
         let mut details = Vec::new();
         if let Some(at) = s.expires_at {
@@ -124,7 +146,12 @@ fn print_table(statuses: &[ServerStatus], storage: &str) {
         if details.is_empty() {
             details.push(s.url.clone());
         }
-        println!("{:<name_w$}  {:<state_w$}  {}", s.server, s.state, details.join("; "));
+        println!(
+            "{:<name_w$}  {:<state_w$}  {}",
+            s.server,
+            s.state,
+            details.join("; ")
+        );
     }
     println!("(storage: {storage})");
 }

@@ -100,11 +100,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let mut suffix = [0u8; 8];
     getrandom::fill(&mut suffix).map_err(io::Error::other)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        hex(&suffix)
-    ));
+    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), hex(&suffix)));
     let result = (|| {
         let mut file = private_file_options()
             .write(true)
@@ -125,7 +121,9 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
 /// Removes temp files that a process killed mid-write left in `dir`. Only
 /// old ones: a younger one may belong to a write in progress elsewhere.
 pub fn sweep_stale_temps(dir: &Path, older_than: std::time::Duration) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
@@ -184,7 +182,9 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn mode(path: &Path) -> u32 {
-        fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0)
+        fs::metadata(path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0)
     }
 
     #[test]
@@ -204,7 +204,10 @@ mod tests {
         open_private_file(&lock).unwrap();
         assert_eq!(mode(&lock), 0o600);
         // No temp files left behind.
-        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "{names:?}");
     }
 }

@@ -66,10 +66,16 @@ mod tests {
     async fn second_holder_waits_and_times_out_then_gets_it() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("x.lock");
-        let first = FileLock::acquire(&path, Duration::from_secs(5)).await.unwrap();
-        let err = FileLock::acquire(&path, Duration::from_millis(100)).await.unwrap_err();
+        let first = FileLock::acquire(&path, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let err = FileLock::acquire(&path, Duration::from_millis(100))
+            .await
+            .unwrap_err();
         assert!(matches!(err, LockError::TimedOut { .. }), "{err}");
         drop(first);
-        FileLock::acquire(&path, Duration::from_secs(5)).await.unwrap();
+        FileLock::acquire(&path, Duration::from_secs(5))
+            .await
+            .unwrap();
     }
 }

@@ -6,9 +6,9 @@
 //! Whatever the filter says, targets outside this crate are capped at INFO,
 //! so no level setting can print a secret.
 
-use tracing::level_filters::LevelFilter;
 use tracing::Metadata;
-use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::{EnvFilter, filter_fn};
 use tracing_subscriber::prelude::*;
 
 pub const LOG_ENV: &str = "MCP_AUTH_SIDECAR_LOG";

@@ -41,7 +41,9 @@ pub async fn probe(http: &reqwest::Client, url: &str) -> ProbeOutcome {
         Err(e) if e.is_timeout() => {
             return ProbeOutcome::Failed(format!("no answer within {}s", PROBE_TIMEOUT.as_secs()));
         }
-        Err(e) => return ProbeOutcome::Failed(format!("cannot reach the server: {}", root_cause(&e))),
+        Err(e) => {
+            return ProbeOutcome::Failed(format!("cannot reach the server: {}", root_cause(&e)));
+        }
     };
     let status = response.status();
     if status.is_success() {
@@ -64,7 +66,9 @@ pub async fn probe(http: &reqwest::Client, url: &str) -> ProbeOutcome {
                 .map(str::to_owned),
         }
     } else {
-        ProbeOutcome::Failed(format!("the server answered HTTP {status} to an MCP initialize"))
+        ProbeOutcome::Failed(format!(
+            "the server answered HTTP {status} to an MCP initialize"
+        ))
     }
 }
 

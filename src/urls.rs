@@ -59,9 +59,21 @@ mod tests {
             parse_secure("http://mcp.example.com/mcp"),
             Err(UrlError::Insecure("http://mcp.example.com/mcp".into()))
         );
-        assert!(matches!(parse_secure("javascript:alert(1)"), Err(UrlError::Insecure(_))));
-        assert!(matches!(parse_secure("file:///etc/passwd"), Err(UrlError::Insecure(_))));
-        assert!(matches!(parse_secure("not a url"), Err(UrlError::Malformed(_))));
-        assert!(matches!(parse_secure("http://localhost.evil.com/"), Err(UrlError::Insecure(_))));
+        assert!(matches!(
+            parse_secure("javascript:alert(1)"),
+            Err(UrlError::Insecure(_))
+        ));
+        assert!(matches!(
+            parse_secure("file:///etc/passwd"),
+            Err(UrlError::Insecure(_))
+        ));
+        assert!(matches!(
+            parse_secure("not a url"),
+            Err(UrlError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_secure("http://localhost.evil.com/"),
+            Err(UrlError::Insecure(_))
+        ));
     }
 }

@@ -26,9 +26,13 @@ fn generation_of(access: &str) -> u64 {
 #[test]
 #[ignore = "child process of kill_9_during_writes_never_tears_a_record"]
 fn crash_writer_child() {
-    let Some(home) = std::env::var_os(CHILD_ENV) else { return };
+    let Some(home) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let store = rt.block_on(Store::open(&Home::at(home), StorageChoice::File)).unwrap();
+    let store = rt
+        .block_on(Store::open(&Home::at(home), StorageChoice::File))
+        .unwrap();
     let start = match store.load(URL).unwrap() {
         Loaded::Record(r) => generation_of(r.tokens.unwrap().access_token.expose()) + 1,
         _ => 0,
@@ -49,7 +53,13 @@ fn kill_9_during_writes_never_tears_a_record() {
     let rounds = 40;
     for round in 0..rounds {
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash_writer_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_writer_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, tmp.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -58,14 +68,18 @@ fn kill_9_during_writes_never_tears_a_record() {
         // Let it write for a varying while, so kills land at varying points.
         let deadline = Instant::now() + Duration::from_secs(20);
         let records = tmp.path().join("store/file/records");
-        while std::fs::read_dir(&records).map(|d| d.count()).unwrap_or(0) == 0 && Instant::now() < deadline {
+        while std::fs::read_dir(&records).map(|d| d.count()).unwrap_or(0) == 0
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(2));
         }
         std::thread::sleep(Duration::from_millis(5 + (round * 37 % 60) as u64));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
 
-        let store = rt.block_on(Store::open(&Home::at(tmp.path()), StorageChoice::File)).unwrap();
+        let store = rt
+            .block_on(Store::open(&Home::at(tmp.path()), StorageChoice::File))
+            .unwrap();
         let Loaded::Record(record) = store.load(URL).unwrap() else {
             panic!("round {round}: no complete record after SIGKILL");
         };
@@ -73,13 +87,24 @@ fn kill_9_during_writes_never_tears_a_record() {
         let generation = generation_of(&access);
         assert_eq!(access, token(generation), "round {round}: torn token");
         // A write that completed (and was seen) is never lost later.
-        assert!(generation >= last_generation, "round {round}: went back from {last_generation} to {generation}");
+        assert!(
+            generation >= last_generation,
+            "round {round}: went back from {last_generation} to {generation}"
+        );
         last_generation = generation;
         leftover_temps += std::fs::read_dir(&records)
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".tmp")
+            })
             .count();
     }
     assert!(last_generation > 0);
-    eprintln!("{rounds} SIGKILLs, {last_generation} generations written; killed mid-write (temp file left behind) at least {leftover_temps} times");
+    eprintln!(
+        "{rounds} SIGKILLs, {last_generation} generations written; killed mid-write (temp file left behind) at least {leftover_temps} times"
+    );
 }

@@ -5,14 +5,15 @@
 
 mod common;
 
-use common::{record_with_tokens, seed, Env, Sidecar};
+use common::{Env, Sidecar, record_with_tokens, seed};
 use mcp_auth_sidecar::store::StorageChoice;
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const GATE: &str = "needs a Secret Service session: run by scripts/test.sh via scripts/with-keyring.sh";
+const GATE: &str =
+    "needs a Secret Service session: run by scripts/test.sh via scripts/with-keyring.sh";
 
 fn require_session() {
     assert_eq!(
@@ -43,8 +44,16 @@ fn keyring_mode_keeps_every_secret_out_of_files_and_items_small() {
     let url = "https://big.example/mcp";
     // A 4 KB access token, like a large JWT.
     let access = format!("eyJ{}", "A".repeat(4093));
-    seed(&env.sidecar_home(), StorageChoice::Keyring,
-        &record_with_tokens(url, &access, Some("refresh-token-DO-NOT-LOG"), Some(common::now_ms() + 600_000)));
+    seed(
+        &env.sidecar_home(),
+        StorageChoice::Keyring,
+        &record_with_tokens(
+            url,
+            &access,
+            Some("refresh-token-DO-NOT-LOG"),
+            Some(common::now_ms() + 600_000),
+        ),
+    );
 
     let mut s = Sidecar::spawn(env.command(true), &env.path("stderr.log"));
     s.initialize(json!({"storage": "keyring", "discoverConfigFiles": false, "servers": {"big": {"url": url}}}));
@@ -53,21 +62,40 @@ fn keyring_mode_keeps_every_secret_out_of_files_and_items_small() {
     assert_eq!(r["servers"][0]["storage"], "keyring");
     s.shutdown();
 
-    let secrets: [&[u8]; 3] = [access.as_bytes(), b"refresh-token-DO-NOT-LOG", b"client-secret-DO-NOT-LOG"];
+    let secrets: [&[u8]; 3] = [
+        access.as_bytes(),
+        b"refresh-token-DO-NOT-LOG",
+        b"client-secret-DO-NOT-LOG",
+    ];
     let files = files_under(&env.sidecar_home());
-    assert!(files.iter().any(|f| f.extension().is_some_and(|e| e == "rec")), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "rec")),
+        "{files:?}"
+    );
     for f in &files {
         let bytes = std::fs::read(f).unwrap();
         for secret in secrets {
             let probe = &secret[..secret.len().min(24)];
-            assert!(!bytes.windows(probe.len()).any(|w| w == probe), "plaintext secret in {}", f.display());
+            assert!(
+                !bytes.windows(probe.len()).any(|w| w == probe),
+                "plaintext secret in {}",
+                f.display()
+            );
         }
     }
 
     // The one keyring item is the data key: small, and really in the keyring.
     let account = std::fs::read_to_string(env.sidecar_home().join("store/keyring/key-id")).unwrap();
     let out = Command::new("secret-tool")
-        .args(["lookup", "service", "mcp-auth-sidecar", "username", account.trim()])
+        .args([
+            "lookup",
+            "service",
+            "mcp-auth-sidecar",
+            "username",
+            account.trim(),
+        ])
         .output()
         .expect("secret-tool (apt package libsecret-tools)");
     assert!(out.status.success(), "secret-tool lookup failed: {out:?}");
@@ -102,7 +130,12 @@ fn a_locked_keyring_means_file_for_auto_and_1004_for_keyring() {
     std::fs::create_dir_all(&data).unwrap();
     // Session 1 creates a password-protected "login" collection.
     let created = Command::new("dbus-run-session")
-        .args(["--", "sh", "-c", "printf pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null"])
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "printf pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null",
+        ])
         .env("XDG_DATA_HOME", &data)
         .env_remove("DISPLAY")
         .status()
@@ -113,12 +146,21 @@ fn a_locked_keyring_means_file_for_auto_and_1004_for_keyring() {
     while !keyring_file.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(keyring_file.exists(), "gnome-keyring created no login keyring");
+    assert!(
+        keyring_file.exists(),
+        "gnome-keyring created no login keyring"
+    );
 
     for (storage, expect_ok) in [("auto", true), ("keyring", false)] {
         // Session 2 starts the daemon without unlocking it, then the sidecar.
         let mut cmd = Command::new("dbus-run-session");
-        cmd.args(["--", "sh", "-c", "gnome-keyring-daemon --start --components=secrets >/dev/null; exec \"$0\"", common::BIN]);
+        cmd.args([
+            "--",
+            "sh",
+            "-c",
+            "gnome-keyring-daemon --start --components=secrets >/dev/null; exec \"$0\"",
+            common::BIN,
+        ]);
         cmd.env("MCP_AUTH_SIDECAR_HOME", env.sidecar_home())
             .env("HOME", env.path("home"))
             .env("XDG_DATA_HOME", &data)

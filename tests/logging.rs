@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{http_stub, now_ms, record_with_tokens, seed, Env, Sidecar};
+use common::{Env, Sidecar, http_stub, now_ms, record_with_tokens, seed};
 use mcp_auth_sidecar::store::StorageChoice;
 use serde_json::json;
 
@@ -10,9 +10,20 @@ use serde_json::json;
 fn trace_logging_never_prints_a_secret() {
     let env = Env::new();
     let url = "https://stored.example/mcp";
-    seed(&env.sidecar_home(), StorageChoice::File,
-        &record_with_tokens(url, "access-token-DO-NOT-LOG", Some("refresh-token-DO-NOT-LOG"), Some(now_ms() + 600_000)));
-    let stub = http_stub(401, &[("WWW-Authenticate", "Bearer error=\"invalid_token\"")]);
+    seed(
+        &env.sidecar_home(),
+        StorageChoice::File,
+        &record_with_tokens(
+            url,
+            "access-token-DO-NOT-LOG",
+            Some("refresh-token-DO-NOT-LOG"),
+            Some(now_ms() + 600_000),
+        ),
+    );
+    let stub = http_stub(
+        401,
+        &[("WWW-Authenticate", "Bearer error=\"invalid_token\"")],
+    );
     let mut cmd = env.command(false);
     cmd.env("MCP_AUTH_SIDECAR_LOG", "trace");
     let mut s = Sidecar::spawn(cmd, &env.path("stderr.log"));
@@ -25,11 +36,17 @@ fn trace_logging_never_prints_a_secret() {
         }
     }));
     s.ok("mcp/authStatus", json!({"probe": true}));
-    s.err("mcp/authStatus", json!({"server": 5, "probe": "inline-secret-DO-NOT-LOG"}));
+    s.err(
+        "mcp/authStatus",
+        json!({"server": 5, "probe": "inline-secret-DO-NOT-LOG"}),
+    );
     let log = s.shutdown();
 
     // The filter really was at trace for our own code …
-    assert!(log.contains("TRACE") || log.contains("DEBUG"), "nothing below INFO was logged:\n{log}");
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "nothing below INFO was logged:\n{log}"
+    );
     assert!(log.contains("probed"), "{log}");
     // … and none of these is anywhere in it.
     let key = std::fs::read_to_string(env.sidecar_home().join("store/file/data.key")).unwrap();
@@ -40,6 +57,9 @@ fn trace_logging_never_prints_a_secret() {
         "inline-secret-DO-NOT-LOG",
         key.trim(),
     ] {
-        assert!(!log.contains(secret), "secret {secret:?} leaked into the log");
+        assert!(
+            !log.contains(secret),
+            "secret {secret:?} leaked into the log"
+        );
     }
 }

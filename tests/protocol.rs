@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Env, WAIT};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::time::Duration;
 
 fn memory() -> Value {
@@ -15,7 +15,10 @@ fn initialize_announces_the_protocol() {
     let env = Env::new();
     let mut s = env.spawn();
     let result = s.initialize(memory());
-    assert_eq!(result["capabilities"]["experimental"]["mcpAuth"]["version"], 1);
+    assert_eq!(
+        result["capabilities"]["experimental"]["mcpAuth"]["version"],
+        1
+    );
     assert_eq!(result["serverInfo"]["version"], env!("CARGO_PKG_VERSION"));
     s.shutdown();
 }
@@ -53,9 +56,18 @@ fn unknown_methods_and_bad_params_name_the_problem() {
 
     let e = s.err("mcp/authStatus", json!({"server": "nope"}));
     assert_eq!(e["code"], -32602, "{e}");
-    assert!(e["message"].as_str().unwrap().contains("unknown server \"nope\""), "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown server \"nope\""),
+        "{e}"
+    );
 
-    let e = s.err("mcp/authStatus", json!({"server": "http://mcp.example.com/mcp"}));
+    let e = s.err(
+        "mcp/authStatus",
+        json!({"server": "http://mcp.example.com/mcp"}),
+    );
     assert_eq!(e["code"], 1006, "{e}");
     let e = s.err("mcp/authStatus", json!({"server": "https://"}));
     assert_eq!(e["code"], -32602, "{e}");
@@ -115,7 +127,10 @@ fn an_oversized_message_is_refused_without_being_buffered() {
     s.ok("mcp/authStatus", json!({}));
     let after = peak_rss_kib(s.child.id());
     // Buffering the body would raise the peak by at least 24 MiB.
-    assert!(after < before + 8 * 1024, "peak RSS grew from {before} KiB to {after} KiB");
+    assert!(
+        after < before + 8 * 1024,
+        "peak RSS grew from {before} KiB to {after} KiB"
+    );
     assert!(s.stderr().contains("refusing an oversized message"));
     s.shutdown();
 }
@@ -171,7 +186,10 @@ fn slow_requests_never_delay_a_status_request() {
             break msg;
         }
     };
-    assert_eq!(first["id"], fast, "the status request was answered after a probe: {first}");
+    assert_eq!(
+        first["id"], fast,
+        "the status request was answered after a probe: {first}"
+    );
     assert_eq!(first["result"]["servers"][0]["state"], "unknown");
     // The probes finish (timeout) with state error and a message.
     for id in slow {

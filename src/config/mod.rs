@@ -237,8 +237,8 @@ fn parse_entry(entry: &Value) -> Result<Option<ServerConfig>, String> {
     let Some(obj) = entry.as_object() else {
         return Err("must be an object".into());
     };
-    let is_stdio = obj.contains_key("command")
-        || obj.get("type").and_then(Value::as_str) == Some("stdio");
+    let is_stdio =
+        obj.contains_key("command") || obj.get("type").and_then(Value::as_str) == Some("stdio");
     if is_stdio && !obj.contains_key("url") {
         return Ok(None);
     }
@@ -304,9 +304,18 @@ mod tests {
             r#"{"mcpServers":{"a":{"url":"https://user/a"},"local":{"command":"npx"}}}"#,
         );
         write(&home.join(".config/mcphub/servers.json"), "{ not json");
-        write(&sidecar.join("servers.json"), r#"{"servers":{"b":{"url":"https://side/b"}}}"#);
-        write(&ws.join(".mcp.json"), r#"{"mcpServers":{"a":{"type":"http","url":"https://proj/a"}}}"#);
-        write(&ws.join(".vscode/mcp.json"), r#"{"servers":{"c":{"type":"http","url":"https://vs/c","scopes":[1]}}}"#);
+        write(
+            &sidecar.join("servers.json"),
+            r#"{"servers":{"b":{"url":"https://side/b"}}}"#,
+        );
+        write(
+            &ws.join(".mcp.json"),
+            r#"{"mcpServers":{"a":{"type":"http","url":"https://proj/a"}}}"#,
+        );
+        write(
+            &ws.join(".vscode/mcp.json"),
+            r#"{"servers":{"c":{"type":"http","url":"https://vs/c","scopes":[1]}}}"#,
+        );
         let extra = tmp.path().join("extra.json");
         write(&extra, r#"{"mcpServers":{"b":{"url":"https://extra/b"}}}"#);
         let inputs = Inputs {
@@ -321,15 +330,35 @@ mod tests {
                 .clone(),
         };
         let set = ConfigSet::load(&inputs);
-        let urls: Vec<_> = set.servers.values().map(|s| (s.name.as_str(), s.config.url.as_str())).collect();
-        assert_eq!(urls, vec![("a", "https://proj/a"), ("b", "https://extra/b"), ("d", "https://inline/d")]);
+        let urls: Vec<_> = set
+            .servers
+            .values()
+            .map(|s| (s.name.as_str(), s.config.url.as_str()))
+            .collect();
+        assert_eq!(
+            urls,
+            vec![
+                ("a", "https://proj/a"),
+                ("b", "https://extra/b"),
+                ("d", "https://inline/d")
+            ]
+        );
         let text: Vec<String> = set.problems.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 3, "{text:?}");
-        assert!(text[0].contains("mcphub/servers.json: is not valid JSON"), "{text:?}");
-        assert!(text[1].contains("server \"c\": `scopes[0]`: invalid type"), "{text:?}");
+        assert!(
+            text[0].contains("mcphub/servers.json: is not valid JSON"),
+            "{text:?}"
+        );
+        assert!(
+            text[1].contains("server \"c\": `scopes[0]`: invalid type"),
+            "{text:?}"
+        );
         assert!(text[2].contains("missing.json: cannot be read"), "{text:?}");
 
-        let quiet = ConfigSet::load(&Inputs { discover: false, ..inputs });
+        let quiet = ConfigSet::load(&Inputs {
+            discover: false,
+            ..inputs
+        });
         assert_eq!(quiet.servers.keys().collect::<Vec<_>>(), vec!["b", "d"]);
     }
 
@@ -338,6 +367,9 @@ mod tests {
         let e = parse_entry(&json!({"url": "https://x", "clientSecret": 5})).unwrap_err();
         assert!(e.starts_with("`clientSecret`: invalid type"), "{e}");
         let e = parse_entry(&json!({"url": "https://x", "callbackPort": "hunter2"})).unwrap_err();
-        assert!(e.contains("`callbackPort`") && !e.contains("hunter2"), "{e}");
+        assert!(
+            e.contains("`callbackPort`") && !e.contains("hunter2"),
+            "{e}"
+        );
     }
 }

@@ -3,15 +3,15 @@
 
 use super::errors::{invalid_params, to_rpc};
 use super::protocol::{
-    parse_params, AuthStatusChanged, AuthStatusParams, AuthStatusResult, InitializationOptions,
-    ServerStatus,
+    AuthStatusChanged, AuthStatusParams, AuthStatusResult, InitializationOptions, ServerStatus,
+    parse_params,
 };
 use crate::app::App;
 use crate::config::{ConfigSet, Inputs};
 use crate::error::Error;
 use crate::home::Home;
 use crate::store::Store;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use tower_lsp_server::jsonrpc::{Error as RpcError, Result};
@@ -29,7 +29,10 @@ pub struct Backend {
 
 /// What `initialize` told us about the editor.
 #[derive(Debug)]
-#[allow(dead_code, reason = "read by the authorization flow (browser, callback host)")]
+#[allow(
+    dead_code,
+    reason = "read by the authorization flow (browser, callback host)"
+)]
 pub struct Session {
     pub show_document: bool,
     pub options: InitializationOptions,
@@ -89,7 +92,11 @@ impl Backend {
             tracing::warn!(?keys, "ignoring unknown initializationOptions");
         }
         let storage = options.storage.unwrap_or_default();
-        let home = Home::from_env().map_err(|e| to_rpc(&Error::StorageUnavailable(std::io::Error::other(e.to_string()).into())))?;
+        let home = Home::from_env().map_err(|e| {
+            to_rpc(&Error::StorageUnavailable(
+                std::io::Error::other(e.to_string()).into(),
+            ))
+        })?;
         let store = Store::open(&home, storage)
             .await
             .map_err(|e| to_rpc(&Error::StorageUnavailable(e)))?;
@@ -129,7 +136,10 @@ impl Backend {
             .as_ref()
             .and_then(|w| w.show_document.as_ref())
             .is_some_and(|s| s.support);
-        let _ = self.session.set(Session { show_document, options });
+        let _ = self.session.set(Session {
+            show_document,
+            options,
+        });
         Ok(app)
     }
 }

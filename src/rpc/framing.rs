@@ -59,8 +59,13 @@ where
                 }
             }
             Header::Length(len) => {
-                tracing::error!(bytes = len, limit = MAX_MESSAGE, "refusing an oversized message");
-                let skipped = tokio::io::copy(&mut (&mut input).take(len), &mut tokio::io::sink()).await?;
+                tracing::error!(
+                    bytes = len,
+                    limit = MAX_MESSAGE,
+                    "refusing an oversized message"
+                );
+                let skipped =
+                    tokio::io::copy(&mut (&mut input).take(len), &mut tokio::io::sink()).await?;
                 if skipped < len {
                     return Ok(());
                 }
@@ -73,7 +78,11 @@ where
             }
             Header::Bad(why) => {
                 tracing::error!(%why, "malformed message header");
-                let answer = error(serde_json::Value::Null, -32700, &format!("malformed header: {why}"));
+                let answer = error(
+                    serde_json::Value::Null,
+                    -32700,
+                    &format!("malformed header: {why}"),
+                );
                 let _ = out.send(Out::Frame(frame(answer.to_string().as_bytes())));
             }
         }
@@ -99,10 +108,15 @@ pub async fn pump_out<W: AsyncWrite + Unpin>(mut stdout: W, mut rx: mpsc::Unboun
 
 /// Splits the server's output (complete frames written by the codec) into
 /// frames for [`pump_out`].
-pub async fn collect_server_output<R: AsyncRead + Unpin>(from_server: R, out: OutTx) -> std::io::Result<()> {
+pub async fn collect_server_output<R: AsyncRead + Unpin>(
+    from_server: R,
+    out: OutTx,
+) -> std::io::Result<()> {
     let mut input = BufReader::new(from_server);
     while let Some(header) = read_header(&mut input).await? {
-        let Header::Length(len) = header else { continue };
+        let Header::Length(len) = header else {
+            continue;
+        };
         let mut body = Vec::with_capacity(len as usize);
         (&mut input).take(len).read_to_end(&mut body).await?;
         if out.send(Out::Frame(frame(&body))).is_err() {
@@ -118,7 +132,9 @@ enum Header {
 }
 
 /// Reads one header block; `None` at EOF.
-async fn read_header<R: AsyncRead + Unpin>(input: &mut BufReader<R>) -> std::io::Result<Option<Header>> {
+async fn read_header<R: AsyncRead + Unpin>(
+    input: &mut BufReader<R>,
+) -> std::io::Result<Option<Header>> {
     let mut length: Option<Result<u64, String>> = None;
     let mut saw_header = false;
     loop {
@@ -133,7 +149,10 @@ async fn read_header<R: AsyncRead + Unpin>(input: &mut BufReader<R>) -> std::io:
         if line.len() > MAX_HEADER_LINE {
             length = Some(Err("header line too long".into()));
             let mut rest = Vec::new();
-            (&mut *input).take(MAX_MESSAGE).read_until(b'\n', &mut rest).await?;
+            (&mut *input)
+                .take(MAX_MESSAGE)
+                .read_until(b'\n', &mut rest)
+                .await?;
             continue;
         }
         let text = String::from_utf8_lossy(&line);
@@ -145,15 +164,15 @@ async fn read_header<R: AsyncRead + Unpin>(input: &mut BufReader<R>) -> std::io:
             continue; // stray blank lines between messages
         }
         saw_header = true;
-        if let Some((name, value)) = text.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("content-length") {
-                length = Some(
-                    value
-                        .trim()
-                        .parse::<u64>()
-                        .map_err(|_| format!("bad Content-Length {:?}", value.trim())),
-                );
-            }
+        if let Some((name, value)) = text.split_once(':')
+            && name.trim().eq_ignore_ascii_case("content-length")
+        {
+            length = Some(
+                value
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("bad Content-Length {:?}", value.trim())),
+            );
         }
     }
     Ok(Some(match length {
@@ -166,17 +185,29 @@ async fn read_header<R: AsyncRead + Unpin>(input: &mut BufReader<R>) -> std::io:
 /// `None` when `body` is a JSON-RPC request, notification or response the
 /// server can decode; otherwise the error response to send back.
 fn classify(body: &[u8]) -> Option<serde_json::Value> {
-    if serde_json::from_slice::<Request>(body).is_ok() || serde_json::from_slice::<Response>(body).is_ok() {
+    if serde_json::from_slice::<Request>(body).is_ok()
+        || serde_json::from_slice::<Response>(body).is_ok()
+    {
         return None;
     }
     match serde_json::from_slice::<serde_json::Value>(body) {
-        Err(e) => Some(error(serde_json::Value::Null, -32700, &format!("parse error: {e}"))),
+        Err(e) => Some(error(
+            serde_json::Value::Null,
+            -32700,
+            &format!("parse error: {e}"),
+        )),
         Ok(v) => {
             let id = match v.get("id") {
-                Some(id @ (serde_json::Value::Number(_) | serde_json::Value::String(_))) => id.clone(),
+                Some(id @ (serde_json::Value::Number(_) | serde_json::Value::String(_))) => {
+                    id.clone()
+                }
                 _ => serde_json::Value::Null,
             };
-            Some(error(id, -32600, "invalid request: not a JSON-RPC 2.0 message"))
+            Some(error(
+                id,
+                -32600,
+                "invalid request: not a JSON-RPC 2.0 message",
+            ))
         }
     }
 }
@@ -217,7 +248,11 @@ mod tests {
         input.extend_from_slice(b"content-length: 38\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n");
         input.extend_from_slice(br#"{"jsonrpc":"2.0","id":2,"method":"y"} "#);
         let (forwarded, answers) = run(input).await;
-        assert_eq!(forwarded.matches("Content-Length").count(), 2, "{forwarded}");
+        assert_eq!(
+            forwarded.matches("Content-Length").count(),
+            2,
+            "{forwarded}"
+        );
         assert!(forwarded.contains(r#""id":2"#));
         assert_eq!(answers.len(), 1);
         assert_eq!(answers[0]["error"]["code"], -32600);
@@ -235,7 +270,10 @@ mod tests {
         input.extend_from_slice(b"Content-Length: 10\r\n\r\n{}"); // EOF inside the body
         let (forwarded, answers) = run(input).await;
         assert_eq!(forwarded, "");
-        let codes: Vec<_> = answers.iter().map(|a| a["error"]["code"].as_i64().unwrap()).collect();
+        let codes: Vec<_> = answers
+            .iter()
+            .map(|a| a["error"]["code"].as_i64().unwrap())
+            .collect();
         assert_eq!(codes, vec![-32700, -32600, -32600, -32700]);
         assert_eq!(answers[1]["id"], 5);
     }

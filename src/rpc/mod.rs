@@ -24,7 +24,10 @@ pub async fn serve() {
     let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
 
     let writer = tokio::spawn(framing::pump_out(tokio::io::stdout(), out_rx));
-    let collector = tokio::spawn(framing::collect_server_output(server_out_reader, out_tx.clone()));
+    let collector = tokio::spawn(framing::collect_server_output(
+        server_out_reader,
+        out_tx.clone(),
+    ));
     let pump_tx = out_tx.clone();
     tokio::spawn(async move {
         if let Err(e) = framing::pump_in(tokio::io::stdin(), pump_writer, pump_tx).await {

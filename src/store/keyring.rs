@@ -10,7 +10,7 @@
 //! prompt; the timeout is what turns that into "unavailable".
 
 use super::sealed::DataKey;
-use super::{decode_key, encode_key, StoreError};
+use super::{StoreError, decode_key, encode_key};
 use std::time::Duration;
 
 pub const SERVICE: &str = "mcp-auth-sidecar";
@@ -22,7 +22,9 @@ pub async fn get_or_create_key(account: String, timeout: Duration) -> Result<Dat
     let work = tokio::task::spawn_blocking(move || blocking_get_or_create(&account));
     match tokio::time::timeout(timeout, work).await {
         Ok(Ok(result)) => result,
-        Ok(Err(join)) => Err(StoreError::KeyringUnavailable(format!("keyring call failed: {join}"))),
+        Ok(Err(join)) => Err(StoreError::KeyringUnavailable(format!(
+            "keyring call failed: {join}"
+        ))),
         Err(_) => Err(StoreError::KeyringUnavailable(format!(
             "the keyring did not answer within {}s (is it locked and waiting for an unlock prompt?)",
             timeout.as_secs()
@@ -32,13 +34,15 @@ pub async fn get_or_create_key(account: String, timeout: Duration) -> Result<Dat
 
 #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
 fn blocking_get_or_create(account: &str) -> Result<DataKey, StoreError> {
-    use keyring_core::api::CredentialStoreApi;
     use keyring_core::Error as KeyringError;
+    use keyring_core::api::CredentialStoreApi;
     use std::collections::HashMap;
 
     let store = zbus_secret_service_keyring_store::Store::new().map_err(unavailable)?;
     let modifiers = HashMap::from([("label", "mcp-auth-sidecar storage key")]);
-    let entry = store.build(SERVICE, account, Some(&modifiers)).map_err(unavailable)?;
+    let entry = store
+        .build(SERVICE, account, Some(&modifiers))
+        .map_err(unavailable)?;
     match entry.get_password() {
         Ok(text) => decode_key(text.as_bytes()),
         Err(KeyringError::BadEncoding(_)) => Err(StoreError::BadKey),

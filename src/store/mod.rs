@@ -226,9 +226,11 @@ impl Store {
     pub fn list(&self) -> Result<Vec<CredentialRecord>, StoreError> {
         match self {
             Store::Memory(map) => Ok(lock(map).values().cloned().collect()),
-            Store::Sealed { inner, .. } => {
-                Ok(inner.list()?.into_iter().filter_map(Loaded::into_record).collect())
-            }
+            Store::Sealed { inner, .. } => Ok(inner
+                .list()?
+                .into_iter()
+                .filter_map(Loaded::into_record)
+                .collect()),
         }
     }
 }
@@ -260,9 +262,13 @@ mod tests {
         let home = Home::at(tmp.path());
         let a = Store::open(&home, StorageChoice::File).await.unwrap();
         assert_eq!(a.mode(), StorageMode::File);
-        a.save(&CredentialRecord::new("https://x.example/mcp")).unwrap();
+        a.save(&CredentialRecord::new("https://x.example/mcp"))
+            .unwrap();
         let b = Store::open(&home, StorageChoice::File).await.unwrap();
-        assert!(matches!(b.load("https://x.example/mcp").unwrap(), Loaded::Record(_)));
+        assert!(matches!(
+            b.load("https://x.example/mcp").unwrap(),
+            Loaded::Record(_)
+        ));
         assert_eq!(b.list().unwrap().len(), 1);
         b.delete("https://x.example/mcp").unwrap();
         assert_eq!(a.load("https://x.example/mcp").unwrap(), Loaded::Absent);

@@ -54,7 +54,9 @@ pub struct SealedStore {
 
 impl fmt::Debug for SealedStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SealedStore").field("dir", &self.dir).finish()
+        f.debug_struct("SealedStore")
+            .field("dir", &self.dir)
+            .finish()
     }
 }
 
@@ -74,7 +76,8 @@ impl SealedStore {
     }
 
     fn path_for(&self, server_url: &str) -> PathBuf {
-        self.dir.join(format!("{}.{EXTENSION}", file_stem(server_url)))
+        self.dir
+            .join(format!("{}.{EXTENSION}", file_stem(server_url)))
     }
 
     fn aad(stem: &str) -> Vec<u8> {
@@ -87,7 +90,13 @@ impl SealedStore {
         let aad = Self::aad(stem);
         let ct = self
             .cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| StoreError::Crypto)?;
         let mut out = Vec::with_capacity(MAGIC.len() + NONCE_LEN + ct.len());
         out.extend_from_slice(MAGIC);
@@ -214,17 +223,31 @@ mod tests {
     fn wrong_key_or_swapped_file_is_unusable_not_a_crash() {
         let tmp = tempfile::tempdir().unwrap();
         let s = store(tmp.path());
-        s.save(&CredentialRecord::new("https://a.example/mcp")).unwrap();
-        s.save(&CredentialRecord::new("https://b.example/mcp")).unwrap();
+        s.save(&CredentialRecord::new("https://a.example/mcp"))
+            .unwrap();
+        s.save(&CredentialRecord::new("https://b.example/mcp"))
+            .unwrap();
         // Swap the files: AAD binds the ciphertext to its name.
         let a = s.path_for("https://a.example/mcp");
         let b = s.path_for("https://b.example/mcp");
         fs::copy(&b, &a).unwrap();
-        assert!(matches!(s.load("https://a.example/mcp").unwrap(), Loaded::Unusable { .. }));
-        let other = SealedStore::new(tmp.path().to_owned(), &DataKey::from_bytes(&[8u8; 32]).unwrap());
-        assert!(matches!(other.load("https://b.example/mcp").unwrap(), Loaded::Unusable { .. }));
+        assert!(matches!(
+            s.load("https://a.example/mcp").unwrap(),
+            Loaded::Unusable { .. }
+        ));
+        let other = SealedStore::new(
+            tmp.path().to_owned(),
+            &DataKey::from_bytes(&[8u8; 32]).unwrap(),
+        );
+        assert!(matches!(
+            other.load("https://b.example/mcp").unwrap(),
+            Loaded::Unusable { .. }
+        ));
         fs::write(&b, b"garbage").unwrap();
-        assert!(matches!(s.load("https://b.example/mcp").unwrap(), Loaded::Unusable { .. }));
+        assert!(matches!(
+            s.load("https://b.example/mcp").unwrap(),
+            Loaded::Unusable { .. }
+        ));
     }
 
     #[test]
@@ -233,11 +256,17 @@ mod tests {
         let s = store(tmp.path());
         let url = "https://a.example/mcp";
         let stem = file_stem(url);
-        let newer = format!(r#"{{"version":{},"serverUrl":"{url}","future":true}}"#, RECORD_VERSION + 1);
+        let newer = format!(
+            r#"{{"version":{},"serverUrl":"{url}","future":true}}"#,
+            RECORD_VERSION + 1
+        );
         fs::write(s.path_for(url), s.seal(&stem, newer.as_bytes()).unwrap()).unwrap();
         assert!(matches!(
             s.load(url).unwrap(),
-            Loaded::Unusable { problem: RecordProblem::Newer(_), .. }
+            Loaded::Unusable {
+                problem: RecordProblem::Newer(_),
+                ..
+            }
         ));
         assert!(matches!(
             s.save(&CredentialRecord::new(url)),
@@ -247,7 +276,10 @@ mod tests {
         fs::write(s.path_for(url), s.seal(&stem, older.as_bytes()).unwrap()).unwrap();
         assert!(matches!(
             s.load(url).unwrap(),
-            Loaded::Unusable { problem: RecordProblem::Older(0), .. }
+            Loaded::Unusable {
+                problem: RecordProblem::Older(0),
+                ..
+            }
         ));
         s.save(&CredentialRecord::new(url)).unwrap();
         assert!(matches!(s.load(url).unwrap(), Loaded::Record(_)));

@@ -6,7 +6,7 @@
 
 pub mod schemas;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -144,15 +144,22 @@ impl Sidecar {
     /// Waits for the response with `id` (a number or null), keeping
     /// everything else in the backlog.
     pub fn wait_response(&mut self, id: &Value) -> Value {
-        if let Some(pos) = self.backlog.iter().position(|m| m.get("id") == Some(id) && m.get("method").is_none()) {
+        if let Some(pos) = self
+            .backlog
+            .iter()
+            .position(|m| m.get("id") == Some(id) && m.get("method").is_none())
+        {
             return self.backlog.remove(pos).expect("backlog entry");
         }
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let msg = self
-                .next_message(left)
-                .unwrap_or_else(|| panic!("no response to id {id} within {WAIT:?}; stderr:\n{}", self.stderr()));
+            let msg = self.next_message(left).unwrap_or_else(|| {
+                panic!(
+                    "no response to id {id} within {WAIT:?}; stderr:\n{}",
+                    self.stderr()
+                )
+            });
             if msg.get("id") == Some(id) && msg.get("method").is_none() {
                 return msg;
             }
@@ -293,7 +300,10 @@ pub fn read_frame(reader: &mut impl BufRead) -> Option<Value> {
 /// makes probes slow without any timing assumption.
 pub fn silent_server() -> (String, std::net::TcpListener) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://127.0.0.1:{}/mcp", listener.local_addr().expect("addr").port());
+    let url = format!(
+        "http://127.0.0.1:{}/mcp",
+        listener.local_addr().expect("addr").port()
+    );
     (url, listener)
 }
 
@@ -309,7 +319,10 @@ pub struct HttpStub {
 pub fn http_stub(status: u16, headers: &[(&str, &str)]) -> HttpStub {
     use std::sync::atomic::Ordering;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://127.0.0.1:{}/mcp", listener.local_addr().expect("addr").port());
+    let url = format!(
+        "http://127.0.0.1:{}/mcp",
+        listener.local_addr().expect("addr").port()
+    );
     let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let head = {
         let mut h = format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n");
@@ -355,9 +368,10 @@ pub fn seed(
 ) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let store = mcp_auth_sidecar::store::Store::open(&mcp_auth_sidecar::home::Home::at(home), choice)
-            .await
-            .expect("open store");
+        let store =
+            mcp_auth_sidecar::store::Store::open(&mcp_auth_sidecar::home::Home::at(home), choice)
+                .await
+                .expect("open store");
         store.save(record).expect("save record");
     });
 }

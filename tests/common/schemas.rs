@@ -16,7 +16,11 @@ fn all() -> &'static Vec<(String, Value)> {
             if path.extension().is_some_and(|e| e == "json") {
                 let text = std::fs::read_to_string(&path).expect("read schema");
                 let value: Value = serde_json::from_str(&text).expect("schema is JSON");
-                let name = path.file_name().expect("name").to_string_lossy().into_owned();
+                let name = path
+                    .file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned();
                 assert_eq!(value["$id"], format!("{BASE}{name}"), "$id of {name}");
                 out.push((name, value));
             }
@@ -26,7 +30,10 @@ fn all() -> &'static Vec<(String, Value)> {
 }
 
 pub fn validator(name: &str) -> jsonschema::Validator {
-    let (_, schema) = all().iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no schema {name}"));
+    let (_, schema) = all()
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no schema {name}"));
     let resources = all().iter().map(|(n, v)| {
         (
             format!("{BASE}{n}"),
@@ -41,8 +48,14 @@ pub fn validator(name: &str) -> jsonschema::Validator {
 
 pub fn assert_valid(name: &str, instance: &Value) {
     let v = validator(name);
-    let errors: Vec<String> = v.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path)).collect();
-    assert!(errors.is_empty(), "{instance} does not match {name}: {errors:#?}");
+    let errors: Vec<String> = v
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{instance} does not match {name}: {errors:#?}"
+    );
 }
 
 pub fn result_schema(method: &str) -> Option<&'static str> {
