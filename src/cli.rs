@@ -1,11 +1,12 @@
 //! The command line (SPEC §8): `serve` (the default) speaks the protocol;
 //! the rest are for terminals and scripts, in the spirit of `gh auth`.
 
-use crate::app::App;
+use crate::app::{App, Event, Options};
+use crate::browser::Browser;
 use crate::config::{ConfigSet, Inputs};
 use crate::home::Home;
 use crate::rpc::protocol::ServerStatus;
-use crate::store::{StorageChoice, Store};
+use crate::store::{StorageChoice, StorageMode, Store};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,10 +34,44 @@ enum Command {
         /// Probe servers whose state is unknown.
         #[arg(long)]
         probe: bool,
-        /// Storage mode: auto, keyring, file or memory.
-        #[arg(long, default_value = "auto", value_parser = parse_storage)]
-        storage: StorageChoice,
+        #[command(flatten)]
+        common: Common,
     },
+    /// Authorize a server: prints the URL, opens the browser, and also
+    /// accepts the callback URL pasted on stdin (for SSH sessions).
+    Login {
+        /// A configured server name, or the server's URL.
+        server: String,
+        /// Scopes to request instead of the automatic choice.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+        /// Authorize again even if the stored token is still good.
+        #[arg(long)]
+        force: bool,
+        /// Do not open a browser; only print the URL.
+        #[arg(long)]
+        no_browser: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print a valid access token for a server (for scripts and header
+    /// commands).
+    Token {
+        /// A configured server name, or the server's URL.
+        server: String,
+        /// Minimum remaining validity, in seconds.
+        #[arg(long, default_value_t = 60)]
+        min_validity: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// Storage mode: auto, keyring, file or memory.
+    #[arg(long, default_value = "auto", value_parser = parse_storage)]
+    storage: StorageChoice,
 }
 
 fn parse_storage(s: &str) -> Result<StorageChoice, String> {
@@ -68,8 +103,20 @@ pub fn main() -> ExitCode {
         Command::Status {
             json,
             probe,
-            storage,
-        } => runtime.block_on(status(json, probe, storage)),
+            common,
+        } => runtime.block_on(status(json, probe, common)),
+        Command::Login {
+            server,
+            scopes,
+            force,
+            no_browser,
+            common,
+        } => runtime.block_on(login(server, scopes, force, no_browser, common)),
+        Command::Token {
+            server,
+            min_validity,
+            common,
+        } => runtime.block_on(token(server, min_validity, common)),
     };
     // A keyring call stuck behind an unlock prompt must not keep a finished
     // command alive: do not wait for blocking threads.
@@ -77,15 +124,17 @@ pub fn main() -> ExitCode {
     code
 }
 
-async fn status(json: bool, probe: bool, storage: StorageChoice) -> ExitCode {
-    let home = match Home::from_env() {
-        Ok(h) => h,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let store = match Store::open(&home, storage).await {
-        Ok(s) => s,
-        Err(e) => return fail(&e.to_string()),
-    };
+/// The same `App` the protocol builds, configured from the user's files
+/// with the current directory as the workspace.
+async fn open_app(
+    common: &Common,
+    events: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
+    browser: Browser,
+) -> Result<Arc<App>, String> {
+    let home = Home::from_env().map_err(|e| e.to_string())?;
+    let store = Store::open(&home, common.storage)
+        .await
+        .map_err(|e| e.to_string())?;
     let inputs = Inputs {
         user_home: dirs::home_dir(),
         sidecar_home: Some(home.root().to_owned()),
@@ -93,9 +142,26 @@ async fn status(json: bool, probe: bool, storage: StorageChoice) -> ExitCode {
         discover: true,
         ..Inputs::default()
     };
-    let app = match App::new(Arc::new(store), ConfigSet::load(&inputs), None).await {
+    let options = Options {
+        opener: Arc::new(browser),
+        ..Options::default()
+    };
+    let home = (store.mode() != StorageMode::Memory).then_some(home);
+    App::new(
+        home,
+        Arc::new(store),
+        ConfigSet::load(&inputs),
+        events,
+        options,
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
+async fn status(json: bool, probe: bool, common: Common) -> ExitCode {
+    let app = match open_app(&common, None, Browser::None).await {
         Ok(a) => a,
-        Err(e) => return fail(&e.to_string()),
+        Err(e) => return fail(&e),
     };
     if probe {
         app.probe_unknown(&app.server_names()).await;
@@ -112,6 +178,85 @@ async fn status(json: bool, probe: bool, storage: StorageChoice) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+async fn login(
+    server: String,
+    scopes: Option<Vec<String>>,
+    force: bool,
+    no_browser: bool,
+    common: Common,
+) -> ExitCode {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let browser = if no_browser {
+        Browser::None
+    } else {
+        Browser::System
+    };
+    let app = match open_app(&common, Some(tx), browser).await {
+        Ok(a) => a,
+        Err(e) => return fail(&e),
+    };
+    let name = match app.resolve(&server) {
+        Ok(n) => n,
+        Err(e) => return fail(&e.to_string()),
+    };
+    // Print the URL when the flow starts; accept pasted callback URLs.
+    tokio::spawn(async move {
+        while let Some(event) = rx.recv().await {
+            if let Event::AuthorizationPending { url, .. } = event {
+                eprintln!("Open this URL in a browser to authorize:\n\n  {url}\n");
+                eprintln!(
+                    "If the browser is on another machine, paste the address it ends on here."
+                );
+            }
+        }
+    });
+    let paste_app = app.clone();
+    let paste_name = name.clone();
+    tokio::spawn(async move {
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            if let Err(e) = paste_app.complete_authorization(&paste_name, line).await {
+                eprintln!("That callback URL was not accepted: {e}");
+            }
+        }
+    });
+    match app.authorize(&name, scopes, force).await {
+        Ok(status) => {
+            let scopes = if status.scopes.is_empty() {
+                String::new()
+            } else {
+                format!(" (scopes: {})", status.scopes.join(" "))
+            };
+            eprintln!("{name}: {}{scopes}", status.state.as_str());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+async fn token(server: String, min_validity: u64, common: Common) -> ExitCode {
+    let app = match open_app(&common, None, Browser::None).await {
+        Ok(a) => a,
+        Err(e) => return fail(&e),
+    };
+    let name = match app.resolve(&server) {
+        Ok(n) => n,
+        Err(e) => return fail(&e.to_string()),
+    };
+    match app.access_token(&name, std::time::Duration::from_secs(min_validity)) {
+        Ok(t) => {
+            println!("{}", t.token.expose());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("{e} (run `mcp-auth-sidecar login {server}`)")),
+    }
 }
 
 fn print_table(statuses: &[ServerStatus], storage: &str) {

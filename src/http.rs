@@ -23,3 +23,93 @@ pub fn client() -> reqwest::Client {
         // means the binary itself is broken; fall back to defaults.
         .unwrap_or_default()
 }
+
+/// The most any metadata, registration or token response may weigh.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{url} answered with more than {MAX_BODY} bytes")]
+    TooLarge { url: String },
+}
+
+/// Reads a response body, refusing more than [`MAX_BODY`] bytes.
+pub async fn read_limited(
+    url: &str,
+    mut response: reqwest::Response,
+) -> Result<Vec<u8>, FetchError> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY as u64)
+    {
+        return Err(FetchError::TooLarge {
+            url: url.to_owned(),
+        });
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Err(FetchError::TooLarge {
+                        url: url.to_owned(),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(FetchError::Unreachable {
+                    url: url.to_owned(),
+                    reason: root_cause(&e),
+                });
+            }
+        }
+    }
+}
+
+/// GETs a JSON document. `Ok(None)` when the server says it has none (any
+/// 4xx, or a body that is not a JSON object), so callers can try the next
+/// well-known location.
+pub async fn get_json(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, FetchError> {
+    let response = http
+        .get(url)
+        .header("Accept", "application/json")
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .send()
+        .await
+        .map_err(|e| FetchError::Unreachable {
+            url: url.to_owned(),
+            reason: root_cause(&e),
+        })?;
+    let status = response.status();
+    if status.is_server_error() {
+        return Err(FetchError::Unreachable {
+            url: url.to_owned(),
+            reason: format!("HTTP {status}"),
+        });
+    }
+    if !status.is_success() {
+        return Ok(None);
+    }
+    let body = read_limited(url, response).await?;
+    Ok(match serde_json::from_slice(&body) {
+        Ok(serde_json::Value::Object(map)) => Some(map),
+        _ => None,
+    })
+}
+
+/// The innermost error's text: reqwest's outer message repeats the URL, the
+/// inner one says what actually went wrong.
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

@@ -2,6 +2,7 @@
 //! See ARCHITECTURE.md for the map.
 
 pub mod app;
+pub mod browser;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -9,6 +10,7 @@ pub mod home;
 pub mod http;
 pub mod lock;
 pub mod logging;
+pub mod oauth;
 pub mod probe;
 pub mod rpc;
 pub mod secret;

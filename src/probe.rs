@@ -1,6 +1,7 @@
 //! `probe: true` of `mcp/authStatus` (SPEC §3.2): one unauthenticated MCP
 //! `initialize` to learn whether a server wants authorization.
 
+use crate::http::root_cause;
 use std::time::Duration;
 
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -70,14 +71,4 @@ pub async fn probe(http: &reqwest::Client, url: &str) -> ProbeOutcome {
             "the server answered HTTP {status} to an MCP initialize"
         ))
     }
-}
-
-/// The innermost error's text: reqwest's outer message repeats the URL,
-/// the inner one says what actually went wrong.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }

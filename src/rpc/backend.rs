@@ -1,41 +1,69 @@
 //! The `LanguageServer` implementation: turns JSON-RPC requests into calls on
-//! [`App`] and status changes into notifications.
+//! [`App`] and app events into notifications.
 
 use super::errors::{invalid_params, to_rpc};
 use super::protocol::{
-    AuthStatusChanged, AuthStatusParams, AuthStatusResult, InitializationOptions, ServerStatus,
-    parse_params,
+    AccessTokenParams, AccessTokenResult, AuthStatusChanged, AuthStatusParams, AuthStatusResult,
+    AuthorizationPending, AuthorizationPendingParams, AuthorizeParams, BrowserName, BrowserOption,
+    CompleteAuthorizationParams, HandleChallengeParams, HandleChallengeResult,
+    InitializationOptions, ServerStatus, parse_params,
 };
-use crate::app::App;
+use crate::app::{Action, App, Event, Options};
+use crate::browser::{Browser, Opener};
 use crate::config::{ConfigSet, Inputs};
 use crate::error::Error;
 use crate::home::Home;
-use crate::store::Store;
+use crate::store::{StorageMode, Store};
+use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use tower_lsp_server::jsonrpc::{Error as RpcError, Result};
 use tower_lsp_server::ls_types::{
-    InitializeParams, InitializeResult, ServerCapabilities, ServerInfo,
+    InitializeParams, InitializeResult, ServerCapabilities, ServerInfo, ShowDocumentParams, Uri,
 };
 use tower_lsp_server::{Client, LanguageServer};
 
 pub struct Backend {
     client: Client,
     app: OnceLock<Arc<App>>,
-    /// Editor facts later flows need (SPEC §3.1).
-    session: OnceLock<Session>,
 }
 
-/// What `initialize` told us about the editor.
-#[derive(Debug)]
-#[allow(
-    dead_code,
-    reason = "read by the authorization flow (browser, callback host)"
-)]
-pub struct Session {
-    pub show_document: bool,
-    pub options: InitializationOptions,
+/// Opens authorization URLs: through the editor (`window/showDocument`,
+/// which also works when the editor's browser is on another machine) when
+/// it supports that and `browser` is `auto`, else through [`Browser`].
+struct EditorOpener {
+    client: Client,
+    show_document: bool,
+    browser: Browser,
+}
+
+impl Opener for EditorOpener {
+    fn open<'a>(&'a self, url: &'a str) -> BoxFuture<'a, std::result::Result<(), String>> {
+        Box::pin(async move {
+            if self.show_document {
+                crate::urls::parse_secure(url).map_err(|e| e.to_string())?;
+                let uri: Uri = url.parse().map_err(|_| format!("{url:?} is not a URI"))?;
+                let params = ShowDocumentParams {
+                    uri,
+                    external: Some(true),
+                    take_focus: None,
+                    selection: None,
+                };
+                return match self.client.show_document(params).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err("the editor could not open the URL".into()),
+                    Err(e) => Err(format!("window/showDocument failed: {}", e.message)),
+                };
+            }
+            self.browser.open(url).await
+        })
+    }
+}
+
+fn rpc_err(e: Error) -> RpcError {
+    to_rpc(&e)
 }
 
 impl Backend {
@@ -43,7 +71,6 @@ impl Backend {
         Self {
             client,
             app: OnceLock::new(),
-            session: OnceLock::new(),
         }
     }
 
@@ -61,7 +88,7 @@ impl Backend {
         let params: AuthStatusParams = parse_params(params).map_err(invalid_params)?;
         let app = self.app()?;
         let only = match &params.server {
-            Some(server) => Some(app.resolve(server).map_err(|e| to_rpc(&e))?),
+            Some(server) => Some(app.resolve(server).map_err(rpc_err)?),
             None => None,
         };
         if params.probe == Some(true) {
@@ -81,6 +108,69 @@ impl Backend {
         })
     }
 
+    pub async fn authorize(&self, params: Value) -> Result<ServerStatus> {
+        let params: AuthorizeParams = parse_params(params).map_err(invalid_params)?;
+        let app = self.app()?;
+        let name = app.resolve(&params.server).map_err(rpc_err)?;
+        let status = app
+            .authorize(&name, params.scopes, params.force.unwrap_or(false))
+            .await
+            .map_err(rpc_err)?;
+        Ok(ServerStatus::from(&status))
+    }
+
+    pub async fn complete_authorization(&self, params: Value) -> Result<ServerStatus> {
+        let params: CompleteAuthorizationParams = parse_params(params).map_err(invalid_params)?;
+        let app = self.app()?;
+        let name = app.resolve(&params.server).map_err(rpc_err)?;
+        let status = app
+            .complete_authorization(&name, &params.callback_url)
+            .await
+            .map_err(rpc_err)?;
+        Ok(ServerStatus::from(&status))
+    }
+
+    pub async fn access_token(&self, params: Value) -> Result<AccessTokenResult> {
+        let params: AccessTokenParams = parse_params(params).map_err(invalid_params)?;
+        let app = self.app()?;
+        let name = app.resolve(&params.server).map_err(rpc_err)?;
+        let min = params.min_validity_seconds.unwrap_or(60.0);
+        if !min.is_finite() || min < 0.0 {
+            return Err(invalid_params(
+                "`minValiditySeconds`: must be a number >= 0",
+            ));
+        }
+        let token = app
+            .access_token(&name, Duration::from_secs_f64(min.min(1e9)))
+            .map_err(rpc_err)?;
+        Ok(AccessTokenResult {
+            server: name,
+            access_token: token.token.expose().to_owned(),
+            token_type: "Bearer",
+            expires_at: token.expires_at,
+            scopes: token.scopes,
+        })
+    }
+
+    pub async fn handle_challenge(&self, params: Value) -> Result<HandleChallengeResult> {
+        let params: HandleChallengeParams = parse_params(params).map_err(invalid_params)?;
+        let app = self.app()?;
+        let name = app.resolve(&params.server).map_err(rpc_err)?;
+        let outcome = app
+            .handle_challenge(&name, params.status, params.www_authenticate.as_deref())
+            .await
+            .map_err(rpc_err)?;
+        Ok(HandleChallengeResult {
+            action: match outcome.action {
+                Action::Retry => "retry",
+                Action::Authorize => "authorize",
+                Action::Fail => "fail",
+            },
+            status: ServerStatus::from(&outcome.status),
+            scopes: outcome.scopes,
+        })
+    }
+
     async fn start(&self, params: &InitializeParams) -> std::result::Result<Arc<App>, RpcError> {
         let options: InitializationOptions = match params.initialization_options.clone() {
             None | Some(Value::Null) => InitializationOptions::default(),
@@ -91,15 +181,52 @@ impl Backend {
             let keys: Vec<&String> = options.unknown.keys().collect();
             tracing::warn!(?keys, "ignoring unknown initializationOptions");
         }
+        let callback_host = options
+            .callback_host
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1".into());
+        if !crate::oauth::loopback::is_loopback_name(&callback_host) {
+            return Err(invalid_params(format!(
+                "initializationOptions: `callbackHost`: {callback_host:?} is not a loopback host"
+            )));
+        }
+        if options.authorization_timeout == Some(0) {
+            return Err(invalid_params(
+                "initializationOptions: `authorizationTimeout`: must be at least 1",
+            ));
+        }
+        let browser = match &options.browser {
+            None | Some(BrowserOption::Named(BrowserName::Auto)) => Browser::System,
+            Some(BrowserOption::Named(BrowserName::None)) => Browser::None,
+            Some(BrowserOption::Command(argv)) if !argv.is_empty() => {
+                Browser::Command(argv.clone())
+            }
+            Some(BrowserOption::Command(_)) => {
+                return Err(invalid_params(
+                    "initializationOptions: `browser`: the command is empty",
+                ));
+            }
+        };
+        let supports_show_document = params
+            .capabilities
+            .window
+            .as_ref()
+            .and_then(|w| w.show_document.as_ref())
+            .is_some_and(|s| s.support);
+        let auto = matches!(
+            options.browser,
+            None | Some(BrowserOption::Named(BrowserName::Auto))
+        );
+
         let storage = options.storage.unwrap_or_default();
         let home = Home::from_env().map_err(|e| {
-            to_rpc(&Error::StorageUnavailable(
+            rpc_err(Error::StorageUnavailable(
                 std::io::Error::other(e.to_string()).into(),
             ))
         })?;
         let store = Store::open(&home, storage)
             .await
-            .map_err(|e| to_rpc(&Error::StorageUnavailable(e)))?;
+            .map_err(|e| rpc_err(Error::StorageUnavailable(e)))?;
         tracing::info!(storage = store.mode().as_str(), "store opened");
 
         let inputs = Inputs {
@@ -120,27 +247,38 @@ impl Backend {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let client = self.client.clone();
         tokio::spawn(async move {
-            while let Some(status) = rx.recv().await {
-                client
-                    .send_notification::<AuthStatusChanged>(ServerStatus::from(&status))
-                    .await;
+            while let Some(event) = rx.recv().await {
+                match event {
+                    Event::Status(status) => {
+                        client
+                            .send_notification::<AuthStatusChanged>(ServerStatus::from(&status))
+                            .await;
+                    }
+                    Event::AuthorizationPending { server, url } => {
+                        client
+                            .send_notification::<AuthorizationPending>(AuthorizationPendingParams {
+                                server,
+                                url,
+                            })
+                            .await;
+                    }
+                }
             }
         });
-        let app = App::new(Arc::new(store), config, Some(tx))
+        let app_options = Options {
+            callback_host,
+            flow_timeout: Duration::from_secs(options.authorization_timeout.unwrap_or(300)),
+            opener: Arc::new(EditorOpener {
+                client: self.client.clone(),
+                show_document: auto && supports_show_document,
+                browser,
+            }),
+        };
+        // A memory store shares nothing with other instances: no locks.
+        let home = (store.mode() != StorageMode::Memory).then_some(home);
+        App::new(home, Arc::new(store), config, Some(tx), app_options)
             .await
-            .map_err(|e| to_rpc(&e))?;
-
-        let show_document = params
-            .capabilities
-            .window
-            .as_ref()
-            .and_then(|w| w.show_document.as_ref())
-            .is_some_and(|s| s.support);
-        let _ = self.session.set(Session {
-            show_document,
-            options,
-        });
-        Ok(app)
+            .map_err(rpc_err)
     }
 }
 

@@ -18,6 +18,13 @@ const CONCURRENCY: usize = 1024;
 pub async fn serve() {
     let (service, socket) = LspService::build(Backend::new)
         .custom_method(protocol::AUTH_STATUS, Backend::auth_status)
+        .custom_method(protocol::AUTHORIZE, Backend::authorize)
+        .custom_method(
+            protocol::COMPLETE_AUTHORIZATION,
+            Backend::complete_authorization,
+        )
+        .custom_method(protocol::ACCESS_TOKEN, Backend::access_token)
+        .custom_method(protocol::HANDLE_CHALLENGE, Backend::handle_challenge)
         .finish();
     let (server_in, pump_writer) = tokio::io::duplex(64 * 1024);
     let (server_out_reader, server_out) = tokio::io::duplex(64 * 1024);

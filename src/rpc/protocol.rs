@@ -7,7 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub const AUTH_STATUS: &str = "mcp/authStatus";
+pub const AUTHORIZE: &str = "mcp/authorize";
+pub const COMPLETE_AUTHORIZATION: &str = "mcp/completeAuthorization";
+pub const ACCESS_TOKEN: &str = "mcp/accessToken";
+pub const HANDLE_CHALLENGE: &str = "mcp/handleChallenge";
 pub const AUTH_STATUS_CHANGED: &str = "mcp/authStatusChanged";
+pub const AUTHORIZATION_PENDING: &str = "mcp/authorizationPending";
 
 /// `initializationOptions` (SPEC §3.1). Unknown keys are logged, not fatal,
 /// so older sidecars work with newer plugins.
@@ -26,6 +31,9 @@ pub struct InitializationOptions {
     pub browser: Option<BrowserOption>,
     #[serde(default)]
     pub callback_host: Option<String>,
+    /// Seconds a browser flow may take (default 300, SPEC §7).
+    #[serde(default)]
+    pub authorization_timeout: Option<u64>,
     #[serde(flatten)]
     pub unknown: Map<String, Value>,
 }
@@ -93,6 +101,74 @@ impl From<&Status> for ServerStatus {
             message: s.message.clone(),
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthorizeParams {
+    pub server: String,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub force: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompleteAuthorizationParams {
+    pub server: String,
+    pub callback_url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccessTokenParams {
+    pub server: String,
+    #[serde(default)]
+    pub min_validity_seconds: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessTokenResult {
+    pub server: String,
+    pub access_token: String,
+    pub token_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HandleChallengeParams {
+    pub server: String,
+    pub status: u16,
+    #[serde(default)]
+    pub www_authenticate: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HandleChallengeResult {
+    pub action: &'static str,
+    pub status: ServerStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthorizationPendingParams {
+    pub server: String,
+    pub url: String,
+}
+
+/// `mcp/authorizationPending`.
+pub enum AuthorizationPending {}
+
+impl tower_lsp_server::ls_types::notification::Notification for AuthorizationPending {
+    type Params = AuthorizationPendingParams;
+    const METHOD: &'static str = AUTHORIZATION_PENDING;
 }
 
 /// `mcp/authStatusChanged`.

@@ -1,31 +1,86 @@
 //! The application core: the one owner of per-server state. `rpc` and
-//! `cli` are front ends that call it; it calls the store, the probe and
-//! (later) the OAuth engine, and publishes every status change.
+//! `cli` are front ends that call it; it calls the store, the probe and the
+//! OAuth engine, and publishes every status change.
 
+mod authorize;
+mod challenge;
+
+use crate::browser::Opener;
 use crate::config::{ConfigSet, ConfiguredServer, ServerConfig, Source};
 use crate::error::Error;
+use crate::home::Home;
+use crate::oauth::challenge::BearerChallenge;
 use crate::probe::{self, ProbeOutcome};
+use crate::secret::Secret;
 use crate::status::{AuthState, Status, now_ms};
 use crate::store::Store;
-use crate::store::record::CredentialRecord;
+use crate::store::record::{CredentialRecord, TokenSet};
 use crate::urls;
-use std::collections::{BTreeMap, HashMap};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
-/// What the sidecar learned about a server at run time (not stored).
-#[derive(Debug, Default, Clone)]
-struct Runtime {
-    probe: Option<ProbeOutcome>,
+pub use authorize::PasteRequest;
+pub use challenge::{Action, ChallengeOutcome};
+
+/// What the app tells its front end, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A server's status changed (`mcp/authStatusChanged`).
+    Status(Status),
+    /// A browser flow started (`mcp/authorizationPending`).
+    AuthorizationPending { server: String, url: String },
 }
 
-#[derive(Debug, Clone)]
+/// How this instance runs interactive flows.
+pub struct Options {
+    /// Loopback host for redirect URIs (SPEC §3.1 `callbackHost`).
+    pub callback_host: String,
+    /// How long a browser flow may take (SPEC §7: 5 minutes).
+    pub flow_timeout: Duration,
+    pub opener: Arc<dyn Opener>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            callback_host: "127.0.0.1".into(),
+            flow_timeout: Duration::from_secs(300),
+            opener: Arc::new(crate::browser::Browser::None),
+        }
+    }
+}
+
+/// What the sidecar learned about a server at run time (not stored).
+#[derive(Debug, Default)]
+struct Runtime {
+    probe: Option<ProbeOutcome>,
+    /// The last challenge seen (probe or `mcp/handleChallenge`): seeds
+    /// discovery and scope choice of the next authorization.
+    challenge: Option<BearerChallenge>,
+    /// Scopes a 403 `insufficient_scope` asked for, united with those held.
+    step_up: Option<Vec<String>>,
+    /// An interactive flow of this instance is running.
+    authorizing: bool,
+    /// The last failure that is not "authorize again" (SPEC §3.4 `error`).
+    failure: Option<String>,
+    /// Fingerprints of access tokens a server rejected: never handed out
+    /// again (SPEC §3.2 `mcp/handleChallenge`).
+    rejected: HashSet<String>,
+    /// When recent authorizations completed, for the 3-attempt bound.
+    authorizations: Vec<Instant>,
+    /// Where a pasted callback URL goes while a flow waits.
+    paste: Option<tokio::sync::mpsc::UnboundedSender<PasteRequest>>,
+}
+
 struct Entry {
     server: ConfiguredServer,
     runtime: Runtime,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Inner {
     servers: BTreeMap<String, Entry>,
     /// Stored records by server URL: the in-memory view status and token
@@ -36,21 +91,41 @@ struct Inner {
     config_problems: Vec<String>,
     /// The last status published per server, to publish only changes.
     published: HashMap<String, Status>,
+    /// One interactive flow per server in this process.
+    flows: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 pub struct App {
+    home: Option<Home>,
     store: Arc<Store>,
     http: reqwest::Client,
     inner: Mutex<Inner>,
-    events: Option<UnboundedSender<Status>>,
+    events: Option<UnboundedSender<Event>>,
+    options: Options,
+}
+
+/// A valid access token handed to the editor (SPEC §3.2 `mcp/accessToken`).
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub server: String,
+    pub token: Secret,
+    pub expires_at: Option<i64>,
+    pub scopes: Vec<String>,
+}
+
+pub(crate) fn fingerprint(token: &Secret) -> String {
+    crate::home::hex(&Sha256::digest(token.expose().as_bytes())[..16])
 }
 
 impl App {
-    /// Builds the view from `config` and everything in `store`.
+    /// Builds the view from `config` and everything in `store`. `home` is
+    /// where lock files go; `None` for a memory store (nothing is shared).
     pub async fn new(
+        home: Option<Home>,
         store: Arc<Store>,
         config: ConfigSet,
-        events: Option<UnboundedSender<Status>>,
+        events: Option<UnboundedSender<Event>>,
+        options: Options,
     ) -> Result<Arc<Self>, Error> {
         let list_store = store.clone();
         let records = tokio::task::spawn_blocking(move || list_store.list())
@@ -81,10 +156,12 @@ impl App {
             inner.records.insert(url, record);
         }
         let app = Arc::new(App {
+            home,
             store,
             http: crate::http::client(),
             inner: Mutex::new(inner),
             events,
+            options,
         });
         {
             let mut inner = app.lock();
@@ -162,6 +239,11 @@ impl App {
         }
     }
 
+    pub fn status(&self, name: &str) -> Status {
+        let inner = self.lock();
+        self.status_of(&inner, name)
+    }
+
     /// Probes, concurrently, every server among `names` whose state is
     /// `unknown`, then publishes what changed.
     pub async fn probe_unknown(&self, names: &[String]) {
@@ -189,6 +271,12 @@ impl App {
             let mut inner = self.lock();
             for (name, outcome) in outcomes {
                 if let Some(entry) = inner.servers.get_mut(&name) {
+                    if let ProbeOutcome::Required {
+                        www_authenticate: Some(h),
+                    } = &outcome
+                    {
+                        entry.runtime.challenge = crate::oauth::challenge::parse(h);
+                    }
                     entry.runtime.probe = Some(outcome);
                 }
             }
@@ -196,8 +284,33 @@ impl App {
         self.publish_changes();
     }
 
-    /// Sends `mcp/authStatusChanged` for every server whose status differs
-    /// from what was last published.
+    /// A currently valid access token (SPEC §3.2 `mcp/accessToken`): from
+    /// memory, never one a server rejected, never one expiring within
+    /// `min_validity`.
+    pub fn access_token(&self, name: &str, min_validity: Duration) -> Result<AccessToken, Error> {
+        let inner = self.lock();
+        let entry = inner
+            .servers
+            .get(name)
+            .ok_or_else(|| Error::InvalidParams(format!("unknown server {name:?}")))?;
+        let margin = i64::try_from(min_validity.as_millis()).unwrap_or(i64::MAX);
+        if let Some(tokens) = usable_tokens(&inner, entry) {
+            if tokens.access_valid_at(now_ms(), margin) {
+                return Ok(AccessToken {
+                    server: name.to_owned(),
+                    token: tokens.access_token.clone(),
+                    expires_at: tokens.expires_at,
+                    scopes: tokens.scopes.clone(),
+                });
+            }
+        }
+        Err(Error::AuthorizationRequired(Box::new(
+            self.status_of(&inner, name),
+        )))
+    }
+
+    /// Sends events for every server whose status differs from what was
+    /// last published.
     fn publish_changes(&self) {
         let mut inner = self.lock();
         let current: Vec<Status> = inner
@@ -210,33 +323,37 @@ impl App {
                 inner
                     .published
                     .insert(status.server.clone(), status.clone());
-                if let Some(tx) = &self.events {
-                    let _ = tx.send(status);
-                }
+                self.emit(Event::Status(status));
             }
         }
+    }
+
+    fn emit(&self, event: Event) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(event);
+        }
+    }
+
+    fn with_runtime<T>(&self, name: &str, f: impl FnOnce(&mut Runtime) -> T) -> Option<T> {
+        let mut inner = self.lock();
+        inner.servers.get_mut(name).map(|e| f(&mut e.runtime))
+    }
+
+    fn config_of(&self, name: &str) -> Result<ServerConfig, Error> {
+        self.lock()
+            .servers
+            .get(name)
+            .map(|e| e.server.config.clone())
+            .ok_or_else(|| Error::InvalidParams(format!("unknown server {name:?}")))
     }
 
     /// Derives a server's status from its config, its stored record and
     /// what was learned at run time. Pure: no I/O.
     fn status_of(&self, inner: &Inner, name: &str) -> Status {
         let storage = self.store.mode();
-        let Some(entry) = inner.servers.get(name) else {
-            return Status {
-                server: name.to_owned(),
-                url: String::new(),
-                state: AuthState::Unknown,
-                expires_at: None,
-                scopes: Vec::new(),
-                issuer: None,
-                storage,
-                message: Some("unknown server".into()),
-            };
-        };
-        let url = entry.server.config.url.clone();
         let mut status = Status {
             server: name.to_owned(),
-            url: url.clone(),
+            url: String::new(),
             state: AuthState::Unknown,
             expires_at: None,
             scopes: Vec::new(),
@@ -244,7 +361,13 @@ impl App {
             storage,
             message: None,
         };
-        if let Err(e) = urls::parse_secure(&url) {
+        let Some(entry) = inner.servers.get(name) else {
+            status.message = Some("unknown server".into());
+            return status;
+        };
+        let rt = &entry.runtime;
+        status.url = entry.server.config.url.clone();
+        if let Err(e) = urls::parse_secure(&status.url) {
             status.state = AuthState::Error;
             status.message = Some(format!(
                 "{e}; fix the server's URL in {}",
@@ -252,22 +375,49 @@ impl App {
             ));
             return status;
         }
-        let tokens = inner.records.get(&url).and_then(|r| r.tokens.as_ref());
+        let tokens = inner
+            .records
+            .get(&status.url)
+            .and_then(|r| r.tokens.as_ref());
         if let Some(tokens) = tokens {
             status.expires_at = tokens.expires_at;
             status.scopes = tokens.scopes.clone();
             status.issuer = Some(tokens.issuer.clone());
-            if tokens.access_valid_at(now_ms(), 0) || tokens.refresh_token.is_some() {
+        }
+        if rt.authorizing {
+            status.state = AuthState::Authorizing;
+            status.message = Some("waiting for the authorization in the browser".into());
+            return status;
+        }
+        if let Some(scopes) = &rt.step_up {
+            status.state = AuthState::StepUpRequired;
+            status.message = Some(format!(
+                "the server needs more scopes ({}); authorize again",
+                scopes.join(" ")
+            ));
+            return status;
+        }
+        if let Some(why) = &rt.failure {
+            status.state = AuthState::Error;
+            status.message = Some(why.clone());
+            return status;
+        }
+        if let Some(tokens) = tokens {
+            let rejected = rt.rejected.contains(&fingerprint(&tokens.access_token));
+            let valid = !rejected && tokens.access_valid_at(now_ms(), 0);
+            if valid || tokens.refresh_token.is_some() {
                 status.state = AuthState::Authorized;
             } else {
                 status.state = AuthState::Unauthenticated;
-                status.message = Some(
-                    "the access token expired and cannot be refreshed; authorize again".into(),
-                );
+                status.message = Some(if rejected {
+                    "the server rejected the access token; authorize again".into()
+                } else {
+                    "the access token expired and cannot be refreshed; authorize again".into()
+                });
             }
             return status;
         }
-        match &entry.runtime.probe {
+        match &rt.probe {
             Some(ProbeOutcome::NotRequired) => status.state = AuthState::NotRequired,
             Some(ProbeOutcome::Required { .. }) => {
                 status.state = AuthState::Unauthenticated;
@@ -276,6 +426,10 @@ impl App {
             Some(ProbeOutcome::Failed(why)) => {
                 status.state = AuthState::Error;
                 status.message = Some(why.clone());
+            }
+            None if rt.challenge.is_some() => {
+                status.state = AuthState::Unauthenticated;
+                status.message = Some("the server requires authorization; authorize it".into());
             }
             None => {}
         }
@@ -291,6 +445,20 @@ impl App {
     pub fn config_problems(&self) -> Vec<String> {
         self.lock().config_problems.clone()
     }
+}
+
+/// The stored tokens of `entry`, unless a server rejected them.
+fn usable_tokens<'a>(inner: &'a Inner, entry: &Entry) -> Option<&'a TokenSet> {
+    let tokens = inner
+        .records
+        .get(&entry.server.config.url)?
+        .tokens
+        .as_ref()?;
+    (!entry
+        .runtime
+        .rejected
+        .contains(&fingerprint(&tokens.access_token)))
+    .then_some(tokens)
 }
 
 fn ad_hoc(url: &str, source: Source) -> Entry {

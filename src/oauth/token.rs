@@ -1,0 +1,139 @@
+//! Token endpoint requests (RFC 6749 §4.1.3, §6) with client
+//! authentication (RFC 6749 §2.3.1) and RFC 8707 `resource`.
+
+use super::OAuthError;
+use crate::http::{FetchError, read_limited, root_cause};
+use crate::secret::Secret;
+use crate::status::now_ms;
+use crate::store::record::ClientRegistration;
+use base64::Engine as _;
+use serde_json::Value;
+
+/// A successful token response.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access_token: Secret,
+    pub token_type: String,
+    pub refresh_token: Option<Secret>,
+    /// Absolute, ms since the epoch; `None` when the AS did not say.
+    pub expires_at: Option<i64>,
+    /// The granted scope, when the AS said (RFC 6749 §5.1).
+    pub scope: Option<String>,
+}
+
+/// The OAuth error in a response body, if there is one: the RFC 6749 §5.2
+/// shape, and the `{"ok": false, "error": …}` shape some servers send with
+/// HTTP 200.
+pub fn oauth_error_of(doc: &Value) -> Option<OAuthError> {
+    let error = doc.get("error").and_then(Value::as_str)?;
+    Some(OAuthError::Refused {
+        error: error.to_owned(),
+        description: doc
+            .get("error_description")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+/// Sends a token request with `form`, authenticating as `client`.
+pub async fn request(
+    http: &reqwest::Client,
+    endpoint: &str,
+    client: &ClientRegistration,
+    mut form: Vec<(&'static str, String)>,
+) -> Result<Tokens, OAuthError> {
+    let method =
+        client
+            .token_endpoint_auth_method
+            .as_deref()
+            .unwrap_or(if client.client_secret.is_some() {
+                "client_secret_basic"
+            } else {
+                "none"
+            });
+    let mut req = http.post(endpoint).header("Accept", "application/json");
+    match (method, &client.client_secret) {
+        ("client_secret_basic", Some(secret)) => {
+            // RFC 6749 §2.3.1: form-encode both parts before Base64.
+            let user = form_encode(&client.client_id);
+            let pass = form_encode(secret.expose());
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            req = req.header("Authorization", format!("Basic {basic}"));
+        }
+        ("client_secret_post", Some(secret)) => {
+            form.push(("client_id", client.client_id.clone()));
+            form.push(("client_secret", secret.expose().to_owned()));
+        }
+        _ => form.push(("client_id", client.client_id.clone())),
+    }
+    let body = form
+        .iter()
+        .map(|(k, v)| format!("{k}={}", form_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let response = req
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| FetchError::Unreachable {
+            url: endpoint.to_owned(),
+            reason: root_cause(&e),
+        })?;
+    let status = response.status();
+    let bytes = read_limited(endpoint, response).await?;
+    let doc: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if let Some(access) = doc
+        .get("access_token")
+        .and_then(Value::as_str)
+        .filter(|_| status.is_success())
+    {
+        let token_type = doc
+            .get("token_type")
+            .and_then(Value::as_str)
+            .unwrap_or("Bearer");
+        if !token_type.eq_ignore_ascii_case("bearer") {
+            return Err(OAuthError::Malformed(format!(
+                "unsupported token_type {token_type:?}"
+            )));
+        }
+        let expires_at = match doc.get("expires_in") {
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .map(|secs| now_ms().saturating_add((secs.max(0.0) * 1000.0) as i64)),
+            Some(Value::String(s)) => s
+                .parse::<i64>()
+                .ok()
+                .map(|secs| now_ms().saturating_add(secs.max(0) * 1000)),
+            _ => None,
+        };
+        return Ok(Tokens {
+            access_token: Secret::new(access),
+            token_type: "Bearer".into(),
+            refresh_token: doc
+                .get("refresh_token")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(Secret::new),
+            expires_at,
+            scope: doc.get("scope").and_then(Value::as_str).map(str::to_owned),
+        });
+    }
+    Err(oauth_error_of(&doc).unwrap_or_else(|| {
+        if status.is_server_error() {
+            OAuthError::Fetch(FetchError::Unreachable {
+                url: endpoint.to_owned(),
+                reason: format!("HTTP {status}"),
+            })
+        } else {
+            OAuthError::Malformed(format!(
+                "the token endpoint answered HTTP {status} without an access token"
+            ))
+        }
+    }))
+}
+
+/// `application/x-www-form-urlencoded` for one value.
+pub fn form_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
