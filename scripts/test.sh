@@ -14,6 +14,10 @@ cargo clippy --locked --all-targets -- -D warnings
 # HTTP peers on loopback, SIGKILL crash loop).
 cargo test --locked
 
+# The official MCP conformance suite, both requirement sets (Node 22 and the
+# suite come from npm, pinned in tests/conformance/package-lock.json).
+scripts/conformance.sh
+
 # The keyring tests, against a throw-away gnome-keyring on a private bus.
 dbus-run-session -- scripts/with-keyring.sh \
   cargo test --locked --test keyring -- --ignored

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the official MCP conformance suite (pinned in
+# tests/conformance/package.json, with Node 22 from npm) against the real
+# sidecar, through tests/conformance/client.mjs, for both requirement sets.
+# Gate: every auth scenario of each set passes with zero failures and zero
+# warnings. The sets also score non-auth MCP client scenarios (tool calls,
+# elicitation, SSE retry, …) that are the editor's business, not this
+# sidecar's; their summary is printed, not gated.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+(cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+cargo build --locked --quiet
+export PATH="$root/tests/conformance/node_modules/.bin:$PATH"
+export MCP_AUTH_SIDECAR_BIN="$root/target/debug/mcp-auth-sidecar"
+suite="$root/tests/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+
+status=0
+for spec in "2025-11-25:14" "2026-07-28:25"; do
+  req=${spec%%:*}
+  expected=${spec##*:}
+  out=$(mktemp -d "${TMPDIR:-/tmp}/mcp-auth-conformance.XXXXXX")
+  node "$suite" client --command "node $root/tests/conformance/client.mjs" \
+    --requirements "$req" -o "$out" >"$out/summary.txt" 2>"$out/stderr.txt" || true
+  echo "conformance --requirements $req (all scenarios, auth and non-auth):"
+  grep -E '^(Total|Running)' "$out/summary.txt" | sed 's/^/  /' || true
+  node tests/conformance/check.mjs "$req" "$out" "$expected" || status=1
+done
+exit $status
