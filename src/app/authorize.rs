@@ -155,7 +155,8 @@ impl App {
             }
         }
         let result = self.run_flow(name, &config, scopes, record).await;
-        drop(guard);
+        drop(guard); // before taking the status: it is no longer `authorizing`
+        let result = result.map(|()| self.status(name));
         if let Err(e) = &result {
             let remembered = !matches!(
                 e,
@@ -185,7 +186,7 @@ impl App {
         config: &crate::config::ServerConfig,
         explicit: Option<Vec<String>>,
         record: Option<CredentialRecord>,
-    ) -> Result<Status, Error> {
+    ) -> Result<(), Error> {
         // 3. Discovery, seeded by the last challenge; without one, ask the
         // server for one (it may point at non-standard metadata).
         let mut seed = self.with_runtime(name, |rt| rt.challenge.clone()).flatten();
@@ -270,7 +271,7 @@ impl App {
             rt.failure = None;
             rt.authorizations.push(Instant::now());
         });
-        Ok(self.status(name))
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -490,7 +491,13 @@ impl App {
             let (reply, outcome) = oneshot::channel();
             if route.send(PasteRequest { params, reply }).is_ok() {
                 return match outcome.await {
-                    Ok(Ok(())) => Ok(self.status(name)),
+                    Ok(Ok(())) => {
+                        // The flow persists before it replies; wait for it
+                        // to end so the status is final, not "authorizing".
+                        let flow = self.flow_mutex(name);
+                        drop(flow.lock().await);
+                        Ok(self.status(name))
+                    }
                     Ok(Err((error, description))) => Err(Error::AuthorizationFailed {
                         error,
                         description: Some(description),

@@ -413,3 +413,103 @@ pub fn record_with_tokens(
 pub fn now_ms() -> i64 {
     mcp_auth_sidecar::status::now_ms()
 }
+
+/// One canned answer of a [`RouteStub`].
+#[derive(Clone)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: String,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Route {
+    pub fn json(method: &'static str, path: &str, status: u16, body: Value) -> Self {
+        Route {
+            method,
+            path: path.into(),
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.to_string(),
+        }
+    }
+}
+
+/// An HTTP/1.1 server on loopback answering by method and path (query
+/// ignored), 404 otherwise; counts hits per path. Stands in for an
+/// authorization server and a protected MCP endpoint in hostile-case tests.
+pub struct RouteStub {
+    pub base: String,
+    pub hits: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RouteStub {
+    pub fn start(make_routes: impl FnOnce(&str) -> Vec<Route>) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!(
+            "http://127.0.0.1:{}",
+            listener.local_addr().expect("addr").port()
+        );
+        let routes = make_routes(&base);
+        let hits = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = hits.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                    continue;
+                }
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = reader.read_exact(&mut body);
+                let mut parts = request_line.split_whitespace();
+                let method = parts.next().unwrap_or("").to_owned();
+                let path = parts
+                    .next()
+                    .unwrap_or("")
+                    .split('?')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                log.lock().expect("log").push(format!("{method} {path}"));
+                let route = routes.iter().find(|r| r.method == method && r.path == path);
+                let (status, headers, body) = match route {
+                    Some(r) => (r.status, r.headers.clone(), r.body.clone()),
+                    None => (404, vec![], String::new()),
+                };
+                let mut head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    body.len()
+                );
+                for (k, v) in headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(body.as_bytes());
+            }
+        });
+        RouteStub { base, hits }
+    }
+
+    pub fn count(&self, what: &str) -> usize {
+        self.hits
+            .lock()
+            .expect("hits")
+            .iter()
+            .filter(|h| h.as_str() == what)
+            .count()
+    }
+}

@@ -1,0 +1,322 @@
+//! The interactive flow's hostile cases (SPEC §3.2, §7, issue 3): each gives
+//! the specified error and leaves nothing half-stored. The authorization
+//! server and MCP endpoint are a routing stub on loopback; `browser: "none"`
+//! so the test plays the browser (paste or a GET to the listener).
+
+mod common;
+
+use common::{Env, Route, RouteStub, Sidecar};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// A resource + authorization server on one origin. `tweak` edits the AS
+/// metadata, `resource` is what the PRM claims.
+fn stub(tweak: impl FnOnce(&mut Value, &str), resource: Option<&str>) -> RouteStub {
+    let resource = resource.map(str::to_owned);
+    RouteStub::start(move |base| {
+        let mut meta = json!({
+            "issuer": base,
+            "authorization_endpoint": format!("{base}/authorize"),
+            "token_endpoint": format!("{base}/token"),
+            "registration_endpoint": format!("{base}/register"),
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": true,
+            "token_endpoint_auth_methods_supported": ["none"]
+        });
+        tweak(&mut meta, base);
+        vec![
+            Route {
+                method: "POST",
+                path: "/mcp".into(),
+                status: 401,
+                headers: vec![(
+                    "WWW-Authenticate".into(),
+                    format!(
+                        r#"Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp", scope="mcp:read""#
+                    ),
+                )],
+                body: String::new(),
+            },
+            Route::json(
+                "GET",
+                "/.well-known/oauth-protected-resource/mcp",
+                200,
+                json!({
+                    "resource": resource.unwrap_or(format!("{base}/mcp")),
+                    "authorization_servers": [base],
+                }),
+            ),
+            Route::json("GET", "/.well-known/oauth-authorization-server", 200, meta),
+            Route::json(
+                "POST",
+                "/register",
+                201,
+                json!({"client_id": "dyn-client", "token_endpoint_auth_method": "none"}),
+            ),
+            Route::json(
+                "POST",
+                "/token",
+                200,
+                json!({"access_token": "at-from-stub", "token_type": "Bearer", "expires_in": 3600, "refresh_token": "rt-from-stub", "scope": "mcp:read"}),
+            ),
+        ]
+    })
+}
+
+fn start(env: &Env, url: &str, extra: Value) -> Sidecar {
+    let mut s = env.spawn();
+    let mut server = json!({"url": url});
+    if let (Some(obj), Some(more)) = (server.as_object_mut(), extra.as_object()) {
+        obj.extend(more.clone());
+    }
+    s.initialize(json!({
+        "storage": "file", "discoverConfigFiles": false, "browser": "none",
+        "authorizationTimeout": 30, "servers": {"srv": server}
+    }));
+    s
+}
+
+/// Starts `mcp/authorize` and returns its id and the authorization URL.
+fn begin(s: &mut Sidecar) -> (i64, url::Url) {
+    let id = s.start("mcp/authorize", json!({"server": "srv"}));
+    let pending = s
+        .wait_notification("mcp/authorizationPending", common::WAIT)
+        .expect("authorizationPending");
+    (
+        id,
+        url::Url::parse(pending["params"]["url"].as_str().unwrap()).unwrap(),
+    )
+}
+
+fn param(url: &url::Url, key: &str) -> String {
+    url.query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+fn callback(auth: &url::Url, extra: &[(&str, &str)]) -> String {
+    let mut cb = url::Url::parse(&param(auth, "redirect_uri")).unwrap();
+    {
+        let mut q = cb.query_pairs_mut();
+        for (k, v) in extra {
+            q.append_pair(k, v);
+        }
+    }
+    cb.to_string()
+}
+
+fn stored_files(env: &Env) -> usize {
+    std::fs::read_dir(env.sidecar_home().join("store/file/records"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn paste_flow_authorizes_and_persists_and_a_wrong_state_is_refused() {
+    let env = Env::new();
+    let as_ = stub(|_, _| {}, None);
+    let url = format!("{}/mcp", as_.base);
+    let mut s = start(&env, &url, json!({}));
+    let (id, auth) = begin(&mut s);
+    assert_eq!(param(&auth, "code_challenge_method"), "S256");
+    assert_eq!(param(&auth, "resource"), url);
+    assert_eq!(param(&auth, "scope"), "mcp:read");
+    assert_eq!(param(&auth, "client_id"), "dyn-client");
+
+    let wrong = callback(
+        &auth,
+        &[
+            ("code", "c"),
+            ("state", "not-the-state"),
+            ("iss", &as_.base),
+        ],
+    );
+    let e = s.err(
+        "mcp/completeAuthorization",
+        json!({"server": "srv", "callbackUrl": wrong}),
+    );
+    assert_eq!(e["code"], 1002, "{e}");
+    assert_eq!(e["data"]["error"], "invalid_state");
+    assert_eq!(as_.count("POST /token"), 0);
+
+    let right = callback(
+        &auth,
+        &[
+            ("code", "c"),
+            ("state", &param(&auth, "state")),
+            ("iss", &as_.base),
+        ],
+    );
+    let status = s.ok(
+        "mcp/completeAuthorization",
+        json!({"server": "srv", "callbackUrl": right}),
+    );
+    assert_eq!(status["state"], "authorized");
+    let r = s.wait_response(&json!(id));
+    common::schemas::assert_valid("authorize.result.json", &r["result"]);
+    assert_eq!(r["result"]["state"], "authorized");
+    let t = s.ok("mcp/accessToken", json!({"server": "srv"}));
+    assert_eq!(t["accessToken"], "at-from-stub");
+    assert_eq!(t["scopes"], json!(["mcp:read"]));
+    s.shutdown();
+
+    // Persisted: a new instance sees it, and its registration is reused.
+    let mut s = start(&env, &url, json!({}));
+    assert_eq!(
+        s.ok("mcp/authStatus", json!({}))["servers"][0]["state"],
+        "authorized"
+    );
+    s.shutdown();
+}
+
+#[test]
+fn wrong_iss_fails_without_a_token_request() {
+    let env = Env::new();
+    let as_ = stub(|_, _| {}, None);
+    let mut s = start(&env, &format!("{}/mcp", as_.base), json!({}));
+    let (id, auth) = begin(&mut s);
+    // The browser lands on the listener with a foreign issuer.
+    let cb = callback(
+        &auth,
+        &[
+            ("code", "c"),
+            ("state", &param(&auth, "state")),
+            ("iss", "https://evil.example.com"),
+            ("error", "access_denied"),
+        ],
+    );
+    let page = reqwest_get(&cb);
+    assert!(
+        page.contains("Authorization failed") && !page.contains("<script"),
+        "{page}"
+    );
+    let r = s.wait_response(&json!(id));
+    assert_eq!(r["error"]["code"], 1002, "{r}");
+    assert_eq!(r["error"]["data"]["error"], "invalid_issuer");
+    assert_eq!(as_.count("POST /token"), 0);
+    assert_eq!(stored_files(&env), 0);
+    s.shutdown();
+}
+
+#[test]
+fn discovery_refusals_happen_before_any_registration() {
+    for (name, case) in [
+        ("resource mismatch", 0),
+        ("issuer mismatch", 1),
+        ("no S256", 2),
+        ("javascript authorization endpoint", 3),
+    ] {
+        let env = Env::new();
+        let as_ = match case {
+            0 => stub(|_, _| {}, Some("https://evil.example.com/mcp")),
+            1 => stub(
+                |m, _| m["issuer"] = json!("https://other.example.com"),
+                None,
+            ),
+            2 => stub(
+                |m, _| m["code_challenge_methods_supported"] = json!(["plain"]),
+                None,
+            ),
+            _ => stub(
+                |m, _| m["authorization_endpoint"] = json!("javascript:alert(1)"),
+                None,
+            ),
+        };
+        let mut s = start(&env, &format!("{}/mcp", as_.base), json!({}));
+        let e = s.err("mcp/authorize", json!({"server": "srv"}));
+        let code = if case == 3 { 1006 } else { 1003 };
+        assert_eq!(e["code"], code, "{name}: {e}");
+        assert_eq!(as_.count("POST /register"), 0, "{name}");
+        assert_eq!(stored_files(&env), 0, "{name}");
+        let st = s.ok("mcp/authStatus", json!({}));
+        assert_eq!(st["servers"][0]["state"], "error", "{name}: {st}");
+        s.shutdown();
+    }
+}
+
+#[test]
+fn a_busy_fixed_callback_port_is_a_clear_error() {
+    let env = Env::new();
+    let as_ = stub(|_, _| {}, None);
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let mut s = start(
+        &env,
+        &format!("{}/mcp", as_.base),
+        json!({"clientId": "pre", "callbackPort": port}),
+    );
+    let e = s.err("mcp/authorize", json!({"server": "srv"}));
+    assert_eq!(e["code"], 1002, "{e}");
+    assert_eq!(e["data"]["error"], "redirect_port_unavailable");
+    assert!(
+        e["message"].as_str().unwrap().contains(&port.to_string()),
+        "{e}"
+    );
+    s.ok("mcp/authStatus", json!({}));
+    s.shutdown();
+}
+
+#[test]
+fn cancel_and_timeout_close_the_listener() {
+    let env = Env::new();
+    let as_ = stub(|_, _| {}, None);
+    let mut s = start(&env, &format!("{}/mcp", as_.base), json!({}));
+    let (id, auth) = begin(&mut s);
+    let port = url::Url::parse(&param(&auth, "redirect_uri"))
+        .unwrap()
+        .port()
+        .unwrap();
+    s.notify("$/cancelRequest", json!({"id": id}));
+    let r = s.wait_response(&json!(id));
+    assert_eq!(r["error"]["code"], -32800, "{r}");
+    wait_closed(port);
+    assert_ne!(
+        s.ok("mcp/authStatus", json!({}))["servers"][0]["state"],
+        "authorizing"
+    );
+    s.shutdown();
+
+    let mut s = env.spawn();
+    s.initialize(
+        json!({"storage": "file", "discoverConfigFiles": false, "browser": "none",
+        "authorizationTimeout": 1, "servers": {"srv": {"url": format!("{}/mcp", as_.base)}}}),
+    );
+    let (id, auth) = begin(&mut s);
+    let port = url::Url::parse(&param(&auth, "redirect_uri"))
+        .unwrap()
+        .port()
+        .unwrap();
+    let r = s.wait_response(&json!(id));
+    assert_eq!(r["error"]["code"], 1005, "{r}");
+    wait_closed(port);
+    assert_eq!(stored_files(&env), 0);
+    s.shutdown();
+}
+
+fn wait_closed(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the loopback listener on {port} is still open");
+}
+
+/// A plain GET with std only (the test plays the browser).
+fn reqwest_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let u = url::Url::parse(url).unwrap();
+    let mut stream =
+        std::net::TcpStream::connect((u.host_str().unwrap(), u.port().unwrap())).unwrap();
+    let target = format!("{}?{}", u.path(), u.query().unwrap_or(""));
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = stream.read_to_string(&mut out);
+    out
+}
