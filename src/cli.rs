@@ -11,6 +11,15 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// Writes a line to stdout; a closed pipe (`status | head -1`) is fine.
+fn out_line(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+macro_rules! out {
+    ($($arg:tt)*) => { out_line(&format!($($arg)*)) };
+}
 #[derive(Parser)]
 #[command(
     name = "mcp-auth-sidecar",
@@ -18,6 +27,10 @@ use std::sync::Arc;
     about = "OAuth 2.1 for remote MCP servers, shared by every editor"
 )]
 struct Cli {
+    /// Accepted and ignored: stdio is the only transport (language-client
+    /// libraries add this flag).
+    #[arg(long, global = true, hide = true)]
+    stdio: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -170,7 +183,7 @@ async fn status(json: bool, probe: bool, common: Common) -> ExitCode {
     if json {
         let out =
             serde_json::json!({ "servers": statuses, "configProblems": app.config_problems() });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        out_line(&serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         print_table(&statuses, app.storage_mode().as_str());
         for problem in app.config_problems() {
@@ -252,7 +265,7 @@ async fn token(server: String, min_validity: u64, common: Common) -> ExitCode {
     };
     match app.access_token(&name, std::time::Duration::from_secs(min_validity)) {
         Ok(t) => {
-            println!("{}", t.token.expose());
+            out_line(t.token.expose());
             ExitCode::SUCCESS
         }
         Err(e) => fail(&format!("{e} (run `mcp-auth-sidecar login {server}`)")),
@@ -261,7 +274,7 @@ async fn token(server: String, min_validity: u64, common: Common) -> ExitCode {
 
 fn print_table(statuses: &[ServerStatus], storage: &str) {
     if statuses.is_empty() {
-        println!("No remote MCP servers configured (storage: {storage}).");
+        out!("No remote MCP servers configured (storage: {storage}).");
         return;
     }
     let name_w = statuses
@@ -276,7 +289,7 @@ fn print_table(statuses: &[ServerStatus], storage: &str) {
         .max()
         .unwrap_or(0)
         .max(5);
-    println!("{:<name_w$}  {:<state_w$}  DETAILS", "SERVER", "STATE");
+    out!("{:<name_w$}  {:<state_w$}  DETAILS", "SERVER", "STATE");
     for s in statuses {
         let mut details = Vec::new();
         if let Some(at) = s.expires_at {
@@ -291,14 +304,14 @@ fn print_table(statuses: &[ServerStatus], storage: &str) {
         if details.is_empty() {
             details.push(s.url.clone());
         }
-        println!(
+        out!(
             "{:<name_w$}  {:<state_w$}  {}",
             s.server,
             s.state,
             details.join("; ")
         );
     }
-    println!("(storage: {storage})");
+    out!("(storage: {storage})");
 }
 
 fn describe_expiry(at_ms: i64) -> String {

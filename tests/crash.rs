@@ -68,9 +68,15 @@ fn kill_9_during_writes_never_tears_a_record() {
         // Let it write for a varying while, so kills land at varying points.
         let deadline = Instant::now() + Duration::from_secs(20);
         let records = tmp.path().join("store/file/records");
-        while std::fs::read_dir(&records).map(|d| d.count()).unwrap_or(0) == 0
-            && Instant::now() < deadline
-        {
+        let has_record = || {
+            std::fs::read_dir(&records)
+                .map(|d| {
+                    d.flatten()
+                        .any(|e| e.file_name().to_string_lossy().ends_with(".rec"))
+                })
+                .unwrap_or(false)
+        };
+        while !has_record() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
         std::thread::sleep(Duration::from_millis(5 + (round * 37 % 60) as u64));

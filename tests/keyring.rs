@@ -108,13 +108,32 @@ fn keyring_mode_keeps_every_secret_out_of_files_and_items_small() {
 fn auto_prefers_a_working_keyring_and_reuses_its_key() {
     require_session();
     let env = Env::new();
+    let mut keys = Vec::new();
     for _ in 0..2 {
         let mut s = Sidecar::spawn(env.command(true), &env.path("stderr.log"));
         s.initialize(json!({"discoverConfigFiles": false, "servers": {"x": {"url": "https://x.example/mcp"}}}));
         let r = s.ok("mcp/authStatus", json!({}));
         assert_eq!(r["servers"][0]["storage"], "keyring", "{}", s.stderr());
         s.shutdown();
+        let account =
+            std::fs::read_to_string(env.sidecar_home().join("store/keyring/key-id")).unwrap();
+        let out = Command::new("secret-tool")
+            .args([
+                "lookup",
+                "service",
+                "mcp-auth-sidecar",
+                "username",
+                account.trim(),
+            ])
+            .output()
+            .expect("secret-tool");
+        assert_eq!(out.stdout.len(), 44);
+        keys.push((account, out.stdout));
     }
+    assert_eq!(
+        keys[0], keys[1],
+        "the second start must reuse the first start's key"
+    );
     let _ = GATE;
 }
 

@@ -42,6 +42,17 @@ fn unknown_methods_and_bad_params_name_the_problem() {
     let e = s.err("mcp/noSuchThing", json!({}));
     assert_eq!(e["code"], -32601, "{e}");
 
+    // Absent or null params mean {}: every field is optional or named.
+    let id = s.next_id_for_test();
+    s.send(&json!({"jsonrpc": "2.0", "id": id, "method": "mcp/authStatus"}));
+    let r = s.wait_response(&json!(id));
+    common::schemas::assert_valid("auth-status.result.json", &r["result"]);
+    let r = s.call("mcp/authStatus", Value::Null);
+    common::schemas::assert_valid("auth-status.result.json", &r["result"]);
+    let e = s.err("mcp/accessToken", Value::Null);
+    assert_eq!(e["code"], -32602, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("server"), "{e}");
+
     let e = s.err("mcp/authStatus", json!({"probe": "yes"}));
     assert_eq!(e["code"], -32602, "{e}");
     assert!(e["message"].as_str().unwrap().contains("`probe`"), "{e}");

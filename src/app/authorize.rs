@@ -190,13 +190,12 @@ impl App {
         // 3. Discovery, seeded by the last challenge; without one, ask the
         // server for one (it may point at non-standard metadata).
         let mut seed = self.with_runtime(name, |rt| rt.challenge.clone()).flatten();
-        if seed.is_none() {
-            if let ProbeOutcome::Required {
+        if seed.is_none()
+            && let ProbeOutcome::Required {
                 www_authenticate: Some(h),
             } = probe::probe(&self.http, &config.url).await
-            {
-                seed = crate::oauth::challenge::parse(&h);
-            }
+        {
+            seed = crate::oauth::challenge::parse(&h);
         }
         let (resource, server, prm_scopes) = self.discover(config, seed.as_ref()).await?;
         let step_up = self.with_runtime(name, |rt| rt.step_up.clone()).flatten();
@@ -445,20 +444,18 @@ impl App {
         if let Some(stored) = record
             .and_then(|r| r.registrations.get(&server.issuer))
             .filter(|r| r.kind == RegistrationKind::Dynamic)
-        {
-            if let Some(port) = stored
+            && let Some(port) = stored
                 .redirect_uris
                 .first()
                 .and_then(|u| reusable_port(u, host))
-            {
-                match loopback::bind(host, port).await {
-                    Ok(listener) if listener.redirect_uri == stored.redirect_uris[0] => {
-                        return Ok((stored.clone(), listener));
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::info!(port, error = %e, "the registered redirect port is busy; registering again")
-                    }
+        {
+            match loopback::bind(host, port).await {
+                Ok(listener) if stored.redirect_uris.first() == Some(&listener.redirect_uri) => {
+                    return Ok((stored.clone(), listener));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::info!(port, error = %e, "the registered redirect port is busy; registering again")
                 }
             }
         }

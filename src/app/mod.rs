@@ -294,8 +294,10 @@ impl App {
             .get(name)
             .ok_or_else(|| Error::InvalidParams(format!("unknown server {name:?}")))?;
         let margin = i64::try_from(min_validity.as_millis()).unwrap_or(i64::MAX);
-        if let Some(tokens) = usable_tokens(&inner, entry) {
-            if tokens.access_valid_at(now_ms(), margin) {
+        if let Some(tokens) = usable_tokens(&inner, entry)
+            && tokens.access_valid_at(now_ms(), margin)
+        {
+            {
                 return Ok(AccessToken {
                     server: name.to_owned(),
                     token: tokens.access_token.clone(),

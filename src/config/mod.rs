@@ -206,6 +206,10 @@ impl ConfigSet {
 
     fn add_entries(&mut self, entries: &Map<String, Value>, source: &Source) {
         for (name, entry) in entries {
+            if name.trim().is_empty() {
+                self.problem(&source.to_string(), "a server has an empty name".into());
+                continue;
+            }
             match parse_entry(entry) {
                 Ok(Some(config)) => {
                     self.servers.insert(
@@ -217,7 +221,11 @@ impl ConfigSet {
                         },
                     );
                 }
-                Ok(None) => {} // a stdio server: not ours
+                // A stdio server is not ours, but it still replaces an
+                // earlier remote entry of the same name.
+                Ok(None) => {
+                    self.servers.remove(name);
+                }
                 Err(message) => self.problem(&format!("{source}: server {name:?}"), message),
             }
         }
@@ -255,13 +263,25 @@ fn parse_entry(entry: &Value) -> Result<Option<ServerConfig>, String> {
 pub fn describe_serde_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
     let path = e.path().to_string();
     let inner = e.inner().to_string();
-    // serde_json's "invalid type: string \"...\"" quotes the value; drop it.
-    let inner = redact_quoted(&inner);
+    // serde quotes the offending value ("invalid type: string \"…\"",
+    // "invalid value: integer `5`"); keep only what was expected.
+    let inner = redact_value(&inner);
     if path == "." || path.is_empty() {
         inner
     } else {
         format!("`{path}`: {inner}")
     }
+}
+
+fn redact_value(message: &str) -> String {
+    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let Some(start) = message.find(prefix) {
+            let rest = &message[start + prefix.len()..];
+            let tail = rest.find(", expected").map(|i| &rest[i..]).unwrap_or("");
+            return format!("{}{prefix}…{tail}", &message[..start]);
+        }
+    }
+    redact_quoted(message)
 }
 
 fn redact_quoted(message: &str) -> String {
@@ -364,8 +384,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_field_but_not_the_value() {
-        let e = parse_entry(&json!({"url": "https://x", "clientSecret": 5})).unwrap_err();
+        let e = parse_entry(&json!({"url": "https://x", "clientSecret": 987654321})).unwrap_err();
         assert!(e.starts_with("`clientSecret`: invalid type"), "{e}");
+        assert!(!e.contains("987654321"), "{e}");
         let e = parse_entry(&json!({"url": "https://x", "callbackPort": "hunter2"})).unwrap_err();
         assert!(
             e.contains("`callbackPort`") && !e.contains("hunter2"),

@@ -50,6 +50,7 @@ where
                 }
                 match classify(&body) {
                     None => {
+                        let body = default_params(body);
                         to_server.write_all(&frame(&body)).await?;
                         to_server.flush().await?;
                     }
@@ -210,6 +211,25 @@ fn classify(body: &[u8]) -> Option<serde_json::Value> {
             ))
         }
     }
+}
+
+/// Every `mcp/*` request's params are an object whose fields are all
+/// optional or named in the error (SPEC §3.2), so absent or `null` params
+/// mean `{}`: clients such as Neovim's send none for `mcp/authStatus`.
+/// (tower-lsp-server would answer "Missing params field" otherwise.)
+fn default_params(body: Vec<u8>) -> Vec<u8> {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return body;
+    };
+    let is_ours = v
+        .get("method")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|m| m.starts_with("mcp/"));
+    if !is_ours || !v.get("params").is_none_or(serde_json::Value::is_null) {
+        return body;
+    }
+    v["params"] = serde_json::json!({});
+    serde_json::to_vec(&v).unwrap_or(body)
 }
 
 fn error(id: serde_json::Value, code: i64, message: &str) -> serde_json::Value {

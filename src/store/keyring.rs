@@ -18,8 +18,16 @@ pub const SERVICE: &str = "mcp-auth-sidecar";
 /// Reads the data key stored under `account`, creating it when the keyring
 /// says there is none. The caller holds the store-key file lock, so two
 /// instances never create two different keys.
-pub async fn get_or_create_key(account: String, timeout: Duration) -> Result<DataKey, StoreError> {
-    let work = tokio::task::spawn_blocking(move || blocking_get_or_create(&account));
+pub async fn get_or_create_key(
+    account: String,
+    timeout: Duration,
+    held: crate::lock::FileLock,
+) -> Result<DataKey, StoreError> {
+    let work = tokio::task::spawn_blocking(move || {
+        let result = blocking_get_or_create(&account);
+        drop(held);
+        result
+    });
     match tokio::time::timeout(timeout, work).await {
         Ok(Ok(result)) => result,
         Ok(Err(join)) => Err(StoreError::KeyringUnavailable(format!(

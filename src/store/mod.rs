@@ -128,7 +128,7 @@ impl Store {
             StorageChoice::Auto => match Self::open_keyring(home, KEYRING_PROBE_TIMEOUT).await {
                 Ok(store) => Ok(store),
                 Err(StoreError::KeyringUnavailable(why)) => {
-                    tracing::info!(reason = %why, "keyring unavailable; using the file store");
+                    tracing::warn!(reason = %why, "keyring unavailable; using the file store");
                     Self::open_file(home).await
                 }
                 Err(other) => Err(other),
@@ -165,7 +165,7 @@ impl Store {
         let dir = home.dir("store/keyring/records")?;
         let id_path = home.root().join("store/keyring/key-id");
         let lock_path = home.dir("locks")?.join("store-key.lock");
-        let _lock = FileLock::acquire(&lock_path, KEY_LOCK_TIMEOUT).await?;
+        let lock = FileLock::acquire(&lock_path, KEY_LOCK_TIMEOUT).await?;
         let account = match std::fs::read_to_string(&id_path) {
             Ok(id) if !id.trim().is_empty() => id.trim().to_owned(),
             Ok(_) => return Err(StoreError::BadKey),
@@ -178,7 +178,11 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         };
-        let key = keyring::get_or_create_key(account, timeout).await?;
+        // The lock moves into the keyring call: it is released when that
+        // call really ends, not when we stop waiting for it, so a call stuck
+        // behind an unlock prompt cannot race another instance into
+        // creating a second key.
+        let key = keyring::get_or_create_key(account, timeout, lock).await?;
         Ok(Store::Sealed {
             mode: StorageMode::Keyring,
             inner: SealedStore::new(dir, &key),

@@ -137,7 +137,10 @@ impl SealedStore {
                 },
             }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Loaded::Absent),
-            Err(e) => Err(StoreError::Io(e)),
+            Err(e) => Ok(Loaded::Unusable {
+                location: path.display().to_string(),
+                problem: RecordProblem::Invalid(format!("cannot be read: {e}")),
+            }),
         }
     }
 

@@ -121,6 +121,13 @@ impl Sidecar {
         self.send_raw(&frame);
     }
 
+    /// Reserves a request id for a hand-built message.
+    pub fn next_id_for_test(&mut self) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
     /// Sends a request and returns its id without waiting.
     pub fn start(&mut self, method: &str, params: Value) -> i64 {
         let id = self.next_id;
