@@ -332,3 +332,20 @@ fn auto_storage_without_a_session_bus_uses_the_file_store() {
     s.shutdown();
     assert!(env.sidecar_home().join("store/file/data.key").exists());
 }
+
+#[test]
+fn concurrent_probes_of_one_server_share_one_request() {
+    let env = Env::new();
+    let stub = http_stub(401, &[]);
+    let mut s = env.spawn();
+    s.initialize(json!({"storage": "memory", "discoverConfigFiles": false, "servers": {"x": {"url": stub.url}}}));
+    let ids: Vec<i64> = (0..5)
+        .map(|_| s.start("mcp/authStatus", json!({"probe": true})))
+        .collect();
+    for id in ids {
+        let r = s.wait_response(&json!(id));
+        assert_eq!(r["result"]["servers"][0]["state"], "unauthenticated", "{r}");
+    }
+    assert_eq!(stub.hits.load(Ordering::SeqCst), 1);
+    s.shutdown();
+}

@@ -53,10 +53,17 @@ impl Default for Options {
     }
 }
 
+/// A probe that failed (server down, network away) is retried by a later
+/// `probe: true` after this long; successful answers are kept.
+const REPROBE_AFTER: Duration = Duration::from_secs(30);
+
 /// What the sidecar learned about a server at run time (not stored).
 #[derive(Debug, Default)]
 struct Runtime {
     probe: Option<ProbeOutcome>,
+    /// When `probe` was learned: a failed probe may be retried after
+    /// [`REPROBE_AFTER`].
+    probed_at: Option<Instant>,
     /// The last challenge seen (probe or `mcp/handleChallenge`): seeds
     /// discovery and scope choice of the next authorization.
     challenge: Option<BearerChallenge>,
@@ -93,6 +100,8 @@ struct Inner {
     published: HashMap<String, Status>,
     /// One interactive flow per server in this process.
     flows: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// One probe per server in this process.
+    probes: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 pub struct App {
@@ -226,15 +235,21 @@ impl App {
         self.lock().servers.keys().cloned().collect()
     }
 
-    /// The status of one server (resolved name) or of all.
+    /// The status of one server (resolved name) or of all. "All" leaves out
+    /// ad-hoc URLs that hold no credentials, so naming a URL once does not
+    /// clutter every status line for the rest of the session.
     pub fn statuses(&self, only: Option<&str>) -> Vec<Status> {
         let inner = self.lock();
         match only {
             Some(name) => vec![self.status_of(&inner, name)],
             None => inner
                 .servers
-                .keys()
-                .map(|n| self.status_of(&inner, n))
+                .iter()
+                .filter(|(_, e)| {
+                    e.server.source != Source::AdHoc
+                        || inner.records.contains_key(&e.server.config.url)
+                })
+                .map(|(n, _)| self.status_of(&inner, n))
                 .collect(),
         }
     }
@@ -244,44 +259,62 @@ impl App {
         self.status_of(&inner, name)
     }
 
-    /// Probes, concurrently, every server among `names` whose state is
-    /// `unknown`, then publishes what changed.
+    /// Whether `name` should be probed: state `unknown`, or a failed probe
+    /// old enough to try again.
+    fn wants_probe(&self, inner: &Inner, name: &str) -> bool {
+        let Some(entry) = inner.servers.get(name) else {
+            return false;
+        };
+        let stale_failure = matches!(entry.runtime.probe, Some(ProbeOutcome::Failed(_)))
+            && entry
+                .runtime
+                .probed_at
+                .is_none_or(|t| t.elapsed() >= REPROBE_AFTER);
+        let state = self.status_of(inner, name).state;
+        state == AuthState::Unknown || (state == AuthState::Error && stale_failure)
+    }
+
+    /// Probes, concurrently, every server among `names` that
+    /// [`wants_probe`](Self::wants_probe), at most one probe per server at a
+    /// time (concurrent callers share its answer), then publishes changes.
     pub async fn probe_unknown(&self, names: &[String]) {
-        let targets: Vec<(String, String)> = {
+        let candidates: Vec<String> = {
             let inner = self.lock();
             names
                 .iter()
-                .filter(|n| self.status_of(&inner, n).state == AuthState::Unknown)
-                .filter_map(|n| {
-                    inner
-                        .servers
-                        .get(n)
-                        .map(|e| (n.clone(), e.server.config.url.clone()))
-                })
+                .filter(|n| self.wants_probe(&inner, n))
+                .cloned()
                 .collect()
         };
-        let outcomes =
-            futures::future::join_all(targets.into_iter().map(|(name, url)| async move {
-                let outcome = probe::probe(&self.http, &url).await;
-                tracing::debug!(server = %name, ?outcome, "probed");
-                (name, outcome)
-            }))
-            .await;
-        {
-            let mut inner = self.lock();
-            for (name, outcome) in outcomes {
-                if let Some(entry) = inner.servers.get_mut(&name) {
-                    if let ProbeOutcome::Required {
-                        www_authenticate: Some(h),
-                    } = &outcome
-                    {
-                        entry.runtime.challenge = crate::oauth::challenge::parse(h);
-                    }
-                    entry.runtime.probe = Some(outcome);
+        futures::future::join_all(candidates.into_iter().map(|name| async move {
+            let gate = self.lock().probes.entry(name.clone()).or_default().clone();
+            let _one_at_a_time = gate.lock().await;
+            let url = {
+                let inner = self.lock();
+                // Another caller's probe may have answered meanwhile.
+                if !self.wants_probe(&inner, &name) {
+                    return;
                 }
-            }
-        }
-        self.publish_changes();
+                match inner.servers.get(&name) {
+                    Some(e) => e.server.config.url.clone(),
+                    None => return,
+                }
+            };
+            let outcome = probe::probe(&self.http, &url).await;
+            tracing::debug!(server = %name, ?outcome, "probed");
+            self.with_runtime(&name, |rt| {
+                if let ProbeOutcome::Required {
+                    www_authenticate: Some(h),
+                } = &outcome
+                {
+                    rt.challenge = crate::oauth::challenge::parse(h);
+                }
+                rt.probe = Some(outcome);
+                rt.probed_at = Some(Instant::now());
+            });
+            self.publish_changes();
+        }))
+        .await;
     }
 
     /// A currently valid access token (SPEC §3.2 `mcp/accessToken`): from

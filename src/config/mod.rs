@@ -172,7 +172,8 @@ impl ConfigSet {
                 return;
             }
         };
-        let doc: Value = match serde_json::from_str(&text) {
+        // VS Code's mcp.json is JSONC: comments and trailing commas.
+        let doc: Value = match serde_json::from_str(&strip_jsonc(&text)) {
             Ok(v) => v,
             Err(e) => {
                 // serde_json reports line and column, never file contents.
@@ -237,6 +238,85 @@ impl ConfigSet {
             message,
         });
     }
+}
+
+/// Removes `//` and `/* */` comments and trailing commas outside strings,
+/// keeping line breaks so parse errors still point at the right line.
+fn strip_jsonc(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut in_string = false;
+    while i < chars.len() {
+        let c = chars[i];
+        if in_string {
+            out.push(c);
+            if c == '\\' && i + 1 < chars.len() {
+                out.push(chars[i + 1]);
+                i += 1;
+            } else if c == '"' {
+                in_string = false;
+            }
+            i += 1;
+            continue;
+        }
+        match (c, chars.get(i + 1)) {
+            ('"', _) => {
+                in_string = true;
+                out.push(c);
+                i += 1;
+            }
+            ('/', Some('/')) => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            ('/', Some('*')) => {
+                i += 2;
+                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
+                    if chars[i] == '\n' {
+                        out.push('\n');
+                    }
+                    i += 1;
+                }
+                i += 2;
+            }
+            (',', _) => {
+                // A comma followed (after blanks and comments) by } or ] is
+                // trailing: drop it.
+                let mut j = i + 1;
+                loop {
+                    while j < chars.len() && chars[j].is_whitespace() {
+                        j += 1;
+                    }
+                    if chars.get(j) == Some(&'/') && chars.get(j + 1) == Some(&'/') {
+                        while j < chars.len() && chars[j] != '\n' {
+                            j += 1;
+                        }
+                    } else if chars.get(j) == Some(&'/') && chars.get(j + 1) == Some(&'*') {
+                        j += 2;
+                        while j < chars.len()
+                            && !(chars[j] == '*' && chars.get(j + 1) == Some(&'/'))
+                        {
+                            j += 1;
+                        }
+                        j += 2;
+                    } else {
+                        break;
+                    }
+                }
+                if !matches!(chars.get(j), Some('}') | Some(']')) {
+                    out.push(c);
+                }
+                i += 1;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// `Ok(None)` for stdio entries (a `command`, or `type: "stdio"`), which
@@ -380,6 +460,15 @@ mod tests {
             ..inputs
         });
         assert_eq!(quiet.servers.keys().collect::<Vec<_>>(), vec!["b", "d"]);
+    }
+
+    #[test]
+    fn jsonc_is_accepted() {
+        let text =
+            "{\n  // servers\n  \"servers\": { /* x */ \"a\": {\"url\": \"https://a//b\",}, },\n}";
+        let v: Value = serde_json::from_str(&strip_jsonc(text)).unwrap();
+        assert_eq!(v["servers"]["a"]["url"], "https://a//b");
+        assert_eq!(strip_jsonc("[\"a,]\", 1,]"), "[\"a,]\", 1]");
     }
 
     #[test]

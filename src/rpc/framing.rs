@@ -157,7 +157,16 @@ async fn read_header<R: AsyncRead + Unpin>(
             continue;
         }
         let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches(['\r', '\n']);
+        let mut text = text.trim_end_matches(['\r', '\n']);
+        // After a bad header the unframed body runs straight into the next
+        // message's header on the same line: resynchronise there.
+        if let Some(at) = text
+            .to_ascii_lowercase()
+            .find("content-length:")
+            .filter(|at| *at > 0)
+        {
+            text = &text[at..];
+        }
         if text.is_empty() {
             if saw_header {
                 break;
@@ -287,9 +296,20 @@ mod tests {
             input.extend_from_slice(body);
         }
         input.extend_from_slice(b"Content-Length: abc\r\n\r\n");
+        // The bad message's body runs into a valid one, which is not lost.
+        let ok = br#"{"jsonrpc":"2.0","id":9,"method":"x"}"#;
+        input.extend_from_slice(
+            format!("{{\"id\":1}}Content-Length: {}\r\n\r\n", ok.len()).as_bytes(),
+        );
+        input.extend_from_slice(ok);
         input.extend_from_slice(b"Content-Length: 10\r\n\r\n{}"); // EOF inside the body
         let (forwarded, answers) = run(input).await;
-        assert_eq!(forwarded, "");
+        assert!(forwarded.contains(r#""id":9"#), "{forwarded}");
+        assert_eq!(
+            forwarded.matches("Content-Length").count(),
+            1,
+            "{forwarded}"
+        );
         let codes: Vec<_> = answers
             .iter()
             .map(|a| a["error"]["code"].as_i64().unwrap())
