@@ -320,3 +320,34 @@ fn reqwest_get(url: &str) -> String {
     let _ = stream.read_to_string(&mut out);
     out
 }
+
+/// SPEC §3.2: a second `mcp/authorize` in another running instance joins
+/// the flow in progress: no second browser tab, one token request, and the
+/// callback pasted into either instance completes it.
+#[test]
+fn a_second_instance_joins_the_flow_in_progress() {
+    let env = Env::new();
+    let as_ = stub(|_, _| {}, None);
+    let url = format!("{}/mcp", as_.base);
+    let mut a = start(&env, &url, json!({}));
+    let mut b = start(&env, &url, json!({}));
+    let (a_id, auth) = begin(&mut a);
+    let b_id = b.start("mcp/authorize", json!({"server": "srv"}));
+    let waiting = b.wait_notification("mcp/authStatusChanged", common::WAIT).expect("B reports");
+    assert_eq!(waiting["params"]["state"], "authorizing");
+
+    // The user pastes the callback into B; it reaches A's listener.
+    let cb = callback(&auth, &[("code", "c"), ("state", &param(&auth, "state")), ("iss", &as_.base)]);
+    let pasted = b.ok("mcp/completeAuthorization", json!({"server": "srv", "callbackUrl": cb}));
+    assert_eq!(pasted["state"], "authorized", "{pasted}");
+    assert_eq!(a.wait_response(&json!(a_id))["result"]["state"], "authorized");
+    assert_eq!(b.wait_response(&json!(b_id))["result"]["state"], "authorized");
+    assert!(b.wait_notification("mcp/authorizationPending", Duration::from_millis(300)).is_none(), "B opened a second flow");
+    assert_eq!(as_.count("POST /token"), 1);
+    assert_eq!(as_.count("POST /register"), 1);
+    let ta = a.ok("mcp/accessToken", json!({"server": "srv"}));
+    let tb = b.ok("mcp/accessToken", json!({"server": "srv"}));
+    assert_eq!(ta["accessToken"], tb["accessToken"]);
+    a.shutdown();
+    b.shutdown();
+}

@@ -524,6 +524,9 @@ impl App {
             return match delivered {
                 Ok(r) if r.status().is_success() => {
                     self.reload(&config.url).await?;
+                    // A flow of ours waiting to join that one ends now too.
+                    let flow = self.flow_mutex(name);
+                    drop(flow.lock().await);
                     self.publish_changes();
                     Ok(self.status(name))
                 }

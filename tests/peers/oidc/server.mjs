@@ -1,0 +1,409 @@
+// A real OAuth 2.1 authorization server (oidc-provider) and a small MCP
+// protected resource that trusts it, both on loopback, for testing
+// mcp-auth-sidecar against real peers.
+//
+//   node server.mjs
+//
+// Prints one JSON line on stdout when both listen:
+//   {"issuer", "mcp", "resource", "prm", "jwks", "asControl", "rsControl", "accessTokenTtl"}
+// Everything else (oidc-provider's notices, request log) goes to stderr.
+//
+// Environment (all optional):
+//   OIDC_AS_PORT, OIDC_RS_PORT  ports (default 0 = chosen by the OS)
+//   OIDC_AT_TTL                 access-token lifetime in seconds (default 60)
+//   OIDC_RT_TTL                 refresh-token lifetime in seconds (default 14 days)
+//   OIDC_AT_ALG                 JWS alg of the JWT access tokens (default ES256)
+//   OIDC_RS_SCOPES              space-separated scopes of the MCP resource,
+//                               listed in its PRM scopes_supported (default "mcp:tools";
+//                               empty string: the PRM lists none)
+//   OIDC_REFRESH_POLICY         "offline_access" (default: refresh tokens only when
+//                               offline_access was granted, oidc-provider's own rule),
+//                               "always" (every client allowed the refresh_token grant),
+//                               "never"
+//   OIDC_VERBOSE=1              log every AS/RS request on stderr
+//
+// Test-only control endpoints (GET, JSON):
+//   <issuer>/__test/requests    every request the AS answered, in order:
+//                               {seq, at, method, path, status, grantType?, error?,
+//                                errorDescription?, clientId?, issuedRefreshToken?}
+//   <issuer>/__test/counts      {registration, authorization, token: {<grant_type>: n},
+//                                tokenErrors: {<grant_type>: n}, revocation}
+//   <rs>/__test/requests        every /mcp request: {seq, at, method, status, error?,
+//                                aud?, sub?, clientId?, jti?, scope?}
+//   POST <issuer>/__test/reset  clears both logs
+// The logs never hold token values.
+
+import * as http from 'node:http';
+import { randomBytes, randomUUID } from 'node:crypto';
+import * as jose from 'jose';
+import Provider, { errors as oidcErrors } from 'oidc-provider';
+
+// oidc-provider prints notices with console.info (stdout); stdout is reserved
+// for the ready line.
+console.info = (...args) => console.error(...args);
+
+const HOST = '127.0.0.1';
+const AT_TTL = positiveInt(process.env.OIDC_AT_TTL, 60);
+const RT_TTL = positiveInt(process.env.OIDC_RT_TTL, 14 * 24 * 3600);
+const AT_ALG = process.env.OIDC_AT_ALG || 'ES256';
+const RS_SCOPES = (process.env.OIDC_RS_SCOPES ?? 'mcp:tools').split(' ').filter(Boolean);
+const REFRESH_POLICY = process.env.OIDC_REFRESH_POLICY || 'offline_access';
+const VERBOSE = process.env.OIDC_VERBOSE === '1';
+
+if (!['offline_access', 'always', 'never'].includes(REFRESH_POLICY)) {
+  throw new Error(`OIDC_REFRESH_POLICY must be offline_access, always or never, not ${REFRESH_POLICY}`);
+}
+
+function positiveInt(value, fallback) {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`expected a positive integer, got ${value}`);
+  return n;
+}
+
+function log(...args) {
+  if (VERBOSE) console.error('[peer]', ...args);
+}
+
+async function listen(server, port) {
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, HOST, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server.address().port;
+}
+
+function sendJson(res, status, body, headers = {}) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'Content-Type': 'application/json',
+    'Cache-Control': 'no-store',
+    'Content-Length': Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+async function readBody(req, limit = 1 << 20) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > limit) throw new Error('body too large');
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+// ---------------------------------------------------------------- signing keys
+
+async function signingKeys() {
+  const keys = [];
+  for (const alg of new Set(['RS256', 'ES256', AT_ALG])) {
+    const { privateKey } = await jose.generateKeyPair(alg, { extractable: true });
+    const jwk = await jose.exportJWK(privateKey);
+    keys.push({ ...jwk, alg, use: 'sig', kid: `${alg.toLowerCase()}-${randomUUID().slice(0, 8)}` });
+  }
+  return keys;
+}
+
+// ---------------------------------------------------------------- sockets first
+
+// Both listeners are bound before the provider is built: the issuer and the
+// resource identifier contain the ports.
+const asServer = http.createServer();
+const rsServer = http.createServer();
+const asPort = await listen(asServer, Number(process.env.OIDC_AS_PORT || 0));
+const rsPort = await listen(rsServer, Number(process.env.OIDC_RS_PORT || 0));
+
+const issuer = `http://${HOST}:${asPort}`;
+const rsOrigin = `http://${HOST}:${rsPort}`;
+const resource = `${rsOrigin}/mcp`;
+const prmUrl = `${rsOrigin}/.well-known/oauth-protected-resource/mcp`;
+
+// ---------------------------------------------------------------- authorization server
+
+const provider = new Provider(issuer, {
+  jwks: { keys: await signingKeys() },
+  cookies: { keys: [randomBytes(32).toString('base64url'), randomBytes(32).toString('base64url')] },
+  // OAuth-only clients: no id_token response types.
+  responseTypes: ['code'],
+  // S256 is the only method oidc-provider 9 implements; require it for every
+  // client, confidential or public.
+  pkce: { required: () => true },
+  // OpenID scopes only; the resource's scopes come from getResourceServerInfo.
+  scopes: ['openid', 'offline_access'],
+  clientDefaults: {
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
+  },
+  ttl: {
+    AccessToken: () => AT_TTL,
+    RefreshToken: () => RT_TTL,
+    // Defaults, stated so oidc-provider does not warn about them.
+    AuthorizationCode: () => 60,
+    IdToken: () => 3600,
+    Interaction: () => 600,
+    Session: () => 14 * 24 * 3600,
+    Grant: () => 14 * 24 * 3600,
+  },
+  // Refresh-token issuance. oidc-provider's rule: only when offline_access is
+  // part of the grant (it survives the authorization request only when
+  // response_type has `code`, the client may use the refresh_token grant,
+  // and `prompt` is absent or contains `consent`).
+  issueRefreshToken: async (ctx, client, code) => {
+    if (!client.grantTypeAllowed('refresh_token')) return false;
+    if (REFRESH_POLICY === 'never') return false;
+    if (REFRESH_POLICY === 'always') return true;
+    return code.scopes.has('offline_access');
+  },
+  // Rotation: every refresh of a public (token_endpoint_auth_method none),
+  // non-sender-constrained client spends the presented refresh token and
+  // issues a new one (this is also oidc-provider's default rule). Presenting a
+  // spent one is answered invalid_grant ("refresh token already used") and
+  // revokes the whole grant: every token of that authorization dies.
+  rotateRefreshToken: (ctx) => {
+    const { Client: client, RefreshToken: rt } = ctx.oidc.entities;
+    if (client.clientAuthMethod === 'none' && !rt.isSenderConstrained()) return true;
+    return rt.ttlPercentagePassed() >= 70;
+  },
+  features: {
+    // Login accepts any username/password; consent grants what was asked.
+    devInteractions: { enabled: true },
+    // RFC 7591, open: no initial access token.
+    registration: { enabled: true, initialAccessToken: false },
+    revocation: { enabled: true },
+    introspection: { enabled: true },
+    userinfo: { enabled: false },
+    // The sidecar does not do DPoP or PAR; keep the metadata plain.
+    dPoP: { enabled: false },
+    pushedAuthorizationRequests: { enabled: false },
+    rpInitiatedLogout: { enabled: false },
+    // RFC 8707. The MCP resource is the only resource server this AS knows;
+    // its access tokens are RFC 9068 JWTs whose `aud` is the resource URL.
+    resourceIndicators: {
+      enabled: true,
+      // No `resource` in the request: no audience-bound token (the code and
+      // refresh grants fall back to the resource granted at authorization).
+      defaultResource: () => undefined,
+      useGrantedResource: () => true,
+      getResourceServerInfo: (ctx, indicator) => {
+        if (indicator !== resource) {
+          throw new oidcErrors.InvalidTarget(`unknown resource ${indicator}`);
+        }
+        return {
+          audience: resource,
+          scope: RS_SCOPES.join(' '),
+          accessTokenTTL: AT_TTL,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: AT_ALG } },
+        };
+      },
+    },
+  },
+  // Every subject exists.
+  findAccount: (ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
+});
+
+// ---- request log (test-only)
+
+const asRequests = [];
+const rsRequests = [];
+let seq = 0;
+
+provider.use(async (ctx, next) => {
+  await next();
+  const entry = { seq: ++seq, at: Date.now(), method: ctx.method, path: ctx.path, status: ctx.status };
+  if (ctx.path === '/token' && ctx.method === 'POST') {
+    entry.grantType = ctx.oidc?.params?.grant_type ?? 'unknown';
+    entry.clientId = ctx.oidc?.client?.clientId;
+    entry.resource = ctx.oidc?.params?.resource;
+    if (ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+      entry.issuedRefreshToken = typeof ctx.body.refresh_token === 'string';
+      entry.scope = ctx.body.scope;
+    }
+  }
+  if (ctx.path === '/reg' && ctx.method === 'POST' && ctx.status === 201) {
+    entry.clientId = ctx.body?.client_id;
+  }
+  if (ctx.status >= 400 && ctx.body && typeof ctx.body === 'object' && ctx.body.error) {
+    entry.error = ctx.body.error;
+    entry.errorDescription = ctx.body.error_description;
+  }
+  asRequests.push(entry);
+  log('AS', entry.method, entry.path, entry.status, entry.grantType ?? '', entry.error ?? '');
+});
+
+provider.on('server_error', (ctx, err) => console.error('[peer] AS server_error', ctx.path, err));
+provider.on('grant.error', (ctx, err) => log('AS grant.error', err.error, err.error_description));
+provider.on('registration_create.error', (ctx, err) => console.error('[peer] AS registration error', err.error, err.error_description));
+
+function asCounts() {
+  const counts = { registration: 0, authorization: 0, token: {}, tokenErrors: {}, revocation: 0 };
+  for (const r of asRequests) {
+    if (r.path === '/reg' && r.method === 'POST') counts.registration += 1;
+    else if (r.path === '/auth') counts.authorization += 1;
+    else if (r.path === '/token/revocation' && r.method === 'POST') counts.revocation += 1;
+    else if (r.path === '/token' && r.method === 'POST') {
+      counts.token[r.grantType] = (counts.token[r.grantType] || 0) + 1;
+      if (r.status >= 400) counts.tokenErrors[r.grantType] = (counts.tokenErrors[r.grantType] || 0) + 1;
+    }
+  }
+  return counts;
+}
+
+const providerCallback = provider.callback();
+asServer.on('request', (req, res) => {
+  const path = req.url.split('?')[0];
+  if (path === '/__test/requests' && req.method === 'GET') return sendJson(res, 200, asRequests);
+  if (path === '/__test/counts' && req.method === 'GET') return sendJson(res, 200, asCounts());
+  if (path === '/__test/reset' && req.method === 'POST') {
+    asRequests.length = 0;
+    rsRequests.length = 0;
+    return sendJson(res, 200, { ok: true });
+  }
+  return providerCallback(req, res);
+});
+
+// ---------------------------------------------------------------- MCP resource server
+
+const jwks = jose.createRemoteJWKSet(new URL(`${issuer}/jwks`));
+const prm = {
+  resource,
+  authorization_servers: [issuer],
+  bearer_methods_supported: ['header'],
+  ...(RS_SCOPES.length ? { scopes_supported: RS_SCOPES } : {}),
+  resource_name: 'oidc-provider peer MCP server',
+};
+
+function challenge(res, error, description) {
+  let www = `Bearer resource_metadata="${prmUrl}"`;
+  if (error) www += `, error="${error}", error_description="${description.replace(/["\\]/g, '')}"`;
+  sendJson(res, 401, { error: error || 'unauthorized' }, { 'WWW-Authenticate': www });
+}
+
+/** Verifies an RFC 9068 access token issued by the AS for this resource. */
+async function verifyAccessToken(token) {
+  const { payload, protectedHeader } = await jose.jwtVerify(token, jwks, {
+    issuer,
+    audience: resource,
+    typ: 'at+jwt',
+    algorithms: [AT_ALG],
+    clockTolerance: 0,
+    requiredClaims: ['exp', 'iat', 'sub', 'client_id'],
+  });
+  // Audience bound to this resource and nothing else.
+  const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
+  if (aud.length !== 1 || aud[0] !== resource) {
+    throw new Error(`aud ${JSON.stringify(payload.aud)} is not exactly ${resource}`);
+  }
+  return { payload, protectedHeader };
+}
+
+function mcpReply(message) {
+  if (message.id === undefined) return null; // notification
+  switch (message.method) {
+    case 'initialize':
+      return {
+        jsonrpc: '2.0',
+        id: message.id,
+        result: {
+          protocolVersion: message.params?.protocolVersion || '2025-11-25',
+          capabilities: { tools: {} },
+          serverInfo: { name: 'oidc-peer-mcp', version: '1.0.0' },
+        },
+      };
+    case 'tools/list':
+      return { jsonrpc: '2.0', id: message.id, result: { tools: [] } };
+    case 'ping':
+      return { jsonrpc: '2.0', id: message.id, result: {} };
+    default:
+      return { jsonrpc: '2.0', id: message.id, error: { code: -32601, message: `unknown method ${message.method}` } };
+  }
+}
+
+rsServer.on('request', async (req, res) => {
+  const path = req.url.split('?')[0];
+  try {
+    if (path === '/__test/requests' && req.method === 'GET') return sendJson(res, 200, rsRequests);
+    if (req.method === 'GET' && (path === '/.well-known/oauth-protected-resource/mcp')) {
+      return sendJson(res, 200, prm, { 'Access-Control-Allow-Origin': '*' });
+    }
+    if (path !== '/mcp') return sendJson(res, 404, { error: 'not_found' });
+
+    const entry = { seq: ++seq, at: Date.now(), method: req.method };
+    rsRequests.push(entry);
+    const done = (status, extra = {}) => {
+      Object.assign(entry, { status }, extra);
+      log('RS', req.method, path, status, extra.error ?? '');
+    };
+
+    const auth = req.headers.authorization || '';
+    const m = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(auth);
+    if (!m) {
+      done(401, { error: auth ? 'invalid_request' : 'no_token' });
+      return challenge(res);
+    }
+    let payload;
+    try {
+      ({ payload } = await verifyAccessToken(m[1]));
+    } catch (e) {
+      done(401, { error: 'invalid_token', reason: e.code || e.message });
+      return challenge(res, 'invalid_token', e.message);
+    }
+    const claims = { aud: payload.aud, sub: payload.sub, clientId: payload.client_id, jti: payload.jti, scope: payload.scope };
+
+    if (req.method !== 'POST') {
+      done(405, claims);
+      return sendJson(res, 405, { error: 'method_not_allowed' }, { Allow: 'POST' });
+    }
+    let message;
+    try {
+      message = JSON.parse(await readBody(req));
+    } catch {
+      done(400, claims);
+      return sendJson(res, 400, { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'parse error' } });
+    }
+    const reply = mcpReply(message);
+    if (!reply) {
+      done(202, claims);
+      res.writeHead(202).end();
+      return;
+    }
+    done(200, { ...claims, rpc: message.method });
+    return sendJson(res, 200, reply);
+  } catch (e) {
+    console.error('[peer] RS error', e);
+    if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
+  }
+});
+
+// ---------------------------------------------------------------- ready
+
+const ready = {
+  issuer,
+  mcp: resource,
+  resource,
+  prm: prmUrl,
+  jwks: `${issuer}/jwks`,
+  asControl: `${issuer}/__test`,
+  rsControl: `${rsOrigin}/__test`,
+  accessTokenTtl: AT_TTL,
+  refreshPolicy: REFRESH_POLICY,
+  scopes: RS_SCOPES,
+};
+process.stdout.write(`${JSON.stringify(ready)}\n`);
+
+function shutdown() {
+  asServer.closeAllConnections?.();
+  rsServer.closeAllConnections?.();
+  asServer.close();
+  rsServer.close();
+  process.exit(0);
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
