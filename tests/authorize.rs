@@ -351,3 +351,51 @@ fn a_second_instance_joins_the_flow_in_progress() {
     a.shutdown();
     b.shutdown();
 }
+
+fn authorize_by_paste(s: &mut Sidecar, as_: &RouteStub) {
+    let (id, auth) = begin(s);
+    let cb = callback(&auth, &[("code", "c"), ("state", &param(&auth, "state")), ("iss", &as_.base)]);
+    s.ok("mcp/completeAuthorization", json!({"server": "srv", "callbackUrl": cb}));
+    assert_eq!(s.wait_response(&json!(id))["result"]["state"], "authorized");
+}
+
+#[test]
+fn challenges_reject_tokens_step_up_and_fail() {
+    let env = Env::new();
+    let as_ = stub(|_, _| {}, None);
+    let mut s = start(&env, &format!("{}/mcp", as_.base), json!({}));
+    authorize_by_paste(&mut s, &as_);
+
+    // 403 insufficient_scope: step up to the union of held and asked.
+    let r = s.ok("mcp/handleChallenge", json!({"server": "srv", "status": 403,
+        "wwwAuthenticate": r#"Bearer error="insufficient_scope", scope="mcp:write""#}));
+    assert_eq!(r["action"], "authorize");
+    assert_eq!(r["scopes"], json!(["mcp:read", "mcp:write"]));
+    assert_eq!(r["status"]["state"], "step_up_required");
+    // The challenged token is never handed out again.
+    let e = s.err("mcp/accessToken", json!({"server": "srv"}));
+    assert_eq!(e["code"], 1001, "{e}");
+    assert_eq!(e["data"]["server"], "srv");
+
+    // A 403 that is not about scopes: authorizing again would not help.
+    let r = s.ok("mcp/handleChallenge", json!({"server": "srv", "status": 403,
+        "wwwAuthenticate": r#"Bearer error="forbidden""#}));
+    assert_eq!(r["action"], "fail");
+    assert_eq!(r["status"]["state"], "error");
+    assert!(r["status"]["message"].as_str().unwrap().contains("403"));
+
+    let e = s.err("mcp/handleChallenge", json!({"server": "srv", "status": 500}));
+    assert_eq!(e["code"], -32602, "{e}");
+
+    // Three authorizations that each get a 401 right back: then `fail`.
+    for round in 1..=3 {
+        if round > 1 {
+            authorize_by_paste(&mut s, &as_);
+        }
+        let r = s.ok("mcp/handleChallenge", json!({"server": "srv", "status": 401,
+            "wwwAuthenticate": r#"Bearer error="invalid_token""#}));
+        let expect = if round < 3 { "authorize" } else { "fail" };
+        assert_eq!(r["action"], expect, "round {round}: {r}");
+    }
+    s.shutdown();
+}

@@ -90,3 +90,57 @@ fn bad_arguments_get_a_usage_error() {
     let out = env.command(false).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
+
+/// SPEC §8 `login` over SSH: the URL is printed, the browser is elsewhere,
+/// the callback URL is pasted on stdin; then `token` prints the token.
+#[test]
+fn login_accepts_a_pasted_callback_and_token_prints_it() {
+    use common::{Route, RouteStub};
+    use serde_json::json;
+    use std::io::{BufRead, BufReader, Write};
+    let env = Env::new();
+    let stub = RouteStub::start(|base| {
+        vec![
+            Route::json("GET", "/.well-known/oauth-protected-resource/mcp", 200,
+                json!({"resource": format!("{base}/mcp"), "authorization_servers": [base]})),
+            Route::json("GET", "/.well-known/oauth-authorization-server", 200, json!({
+                "issuer": base, "authorization_endpoint": format!("{base}/authorize"),
+                "token_endpoint": format!("{base}/token"), "registration_endpoint": format!("{base}/register"),
+                "code_challenge_methods_supported": ["S256"]})),
+            Route::json("POST", "/register", 201, json!({"client_id": "cli-client"})),
+            Route::json("POST", "/token", 200, json!({"access_token": "cli-token", "token_type": "bearer", "expires_in": 600})),
+        ]
+    });
+    let url = format!("{}/mcp", stub.base);
+    let mut child = env
+        .command(false)
+        .args(["login", &url, "--no-browser", "--storage", "file"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let auth = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "login ended before printing a URL");
+        if let Some(u) = line.trim().strip_prefix("http").map(|rest| format!("http{rest}")) {
+            break url::Url::parse(&u).unwrap();
+        }
+    };
+    let get = |k: &str| auth.query_pairs().find(|(key, _)| key == k).unwrap().1.into_owned();
+    let mut cb = url::Url::parse(&get("redirect_uri")).unwrap();
+    cb.query_pairs_mut().append_pair("code", "x").append_pair("state", &get("state"));
+    writeln!(child.stdin.as_mut().unwrap(), "{cb}").unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+    assert!(status.success(), "{rest}");
+    assert!(rest.contains("authorized"), "{rest}");
+
+    let out = env.command(false).args(["token", &url, "--storage", "file"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "cli-token");
+    let out = env.command(false).args(["token", "https://other.example/mcp", "--storage", "file"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("login"));
+}
