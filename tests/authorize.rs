@@ -399,3 +399,40 @@ fn challenges_reject_tokens_step_up_and_fail() {
     }
     s.shutdown();
 }
+
+/// SPEC §3.1: with `browser: "auto"` and an editor that supports
+/// `window/showDocument`, the editor opens the URL (external), which also
+/// works when the editor's browser is on another machine.
+#[test]
+fn the_editor_opens_the_url_when_it_can() {
+    let env = Env::new();
+    let as_ = stub(|_, _| {}, None);
+    let mut s = env.spawn();
+    s.ok("initialize", json!({
+        "capabilities": {"window": {"showDocument": {"support": true}}},
+        "initializationOptions": {"storage": "memory", "discoverConfigFiles": false,
+            "servers": {"srv": {"url": format!("{}/mcp", as_.base)}}}
+    }));
+    s.notify("initialized", json!({}));
+    let id = s.start("mcp/authorize", json!({"server": "srv"}));
+    let pending = s.wait_notification("mcp/authorizationPending", common::WAIT).unwrap();
+    let queued = s.backlog.iter().position(|m| m["method"] == "window/showDocument");
+    let request = loop {
+        if let Some(i) = queued {
+            break s.backlog.remove(i).unwrap();
+        }
+        let m = s.next_message(common::WAIT).expect("window/showDocument");
+        if m["method"] == "window/showDocument" {
+            break m;
+        }
+        s.backlog.push_back(m);
+    };
+    assert_eq!(request["params"]["uri"], pending["params"]["url"]);
+    assert_eq!(request["params"]["external"], true);
+    s.send(&json!({"jsonrpc": "2.0", "id": request["id"], "result": {"success": true}}));
+    let auth = url::Url::parse(pending["params"]["url"].as_str().unwrap()).unwrap();
+    let cb = callback(&auth, &[("code", "c"), ("state", &param(&auth, "state")), ("iss", &as_.base)]);
+    s.ok("mcp/completeAuthorization", json!({"server": "srv", "callbackUrl": cb}));
+    assert_eq!(s.wait_response(&json!(id))["result"]["state"], "authorized");
+    s.shutdown();
+}
