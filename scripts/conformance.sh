@@ -8,12 +8,7 @@
 # sidecar's; their summary is printed, not gated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
-
-(cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-cargo build --locked --quiet
-export PATH="$root/tests/conformance/node_modules/.bin:$PATH"
-export MCP_AUTH_SIDECAR_BIN="$root/target/debug/mcp-auth-sidecar"
+source scripts/node-env.sh
 suite="$root/tests/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 
 status=0

@@ -18,6 +18,9 @@ cargo test --locked
 # suite come from npm, pinned in tests/conformance/package-lock.json).
 scripts/conformance.sh
 
+# Real peers: the MCP SDK's example OAuth server, oidc-provider.
+scripts/peers.sh
+
 # The keyring tests, against a throw-away gnome-keyring on a private bus.
 dbus-run-session -- scripts/with-keyring.sh \
   cargo test --locked --test keyring -- --ignored

@@ -70,6 +70,29 @@ pub async fn read_limited(
     }
 }
 
+/// Sends `request` and reads its body (bounded) as JSON; a body that is
+/// not JSON reads as `null`. For endpoints whose error answers are JSON too
+/// (registration, token, revocation).
+pub async fn send_json(
+    url: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<(reqwest::StatusCode, serde_json::Value), FetchError> {
+    let response = request
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| FetchError::Unreachable {
+            url: url.to_owned(),
+            reason: root_cause(&e),
+        })?;
+    let status = response.status();
+    let bytes = read_limited(url, response).await?;
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    ))
+}
+
 /// GETs a JSON document. `Ok(None)` when the server says it has none (any
 /// 4xx, or a body that is not a JSON object), so callers can try the next
 /// well-known location.

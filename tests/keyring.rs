@@ -36,6 +36,24 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// The keyring account named in the home, and the item's value as
+/// `secret-tool` (libsecret, a separate client) reads it.
+fn keyring_item(env: &Env) -> (String, Vec<u8>) {
+    let account = std::fs::read_to_string(env.sidecar_home().join("store/keyring/key-id")).unwrap();
+    let out = Command::new("secret-tool")
+        .args([
+            "lookup",
+            "service",
+            "mcp-auth-sidecar",
+            "username",
+            account.trim(),
+        ])
+        .output()
+        .expect("secret-tool (apt package libsecret-tools)");
+    assert!(out.status.success(), "secret-tool lookup failed: {out:?}");
+    (account, out.stdout)
+}
+
 #[test]
 #[ignore = "needs a Secret Service session: run by scripts/test.sh via scripts/with-keyring.sh"]
 fn keyring_mode_keeps_every_secret_out_of_files_and_items_small() {
@@ -87,20 +105,9 @@ fn keyring_mode_keeps_every_secret_out_of_files_and_items_small() {
     }
 
     // The one keyring item is the data key: small, and really in the keyring.
-    let account = std::fs::read_to_string(env.sidecar_home().join("store/keyring/key-id")).unwrap();
-    let out = Command::new("secret-tool")
-        .args([
-            "lookup",
-            "service",
-            "mcp-auth-sidecar",
-            "username",
-            account.trim(),
-        ])
-        .output()
-        .expect("secret-tool (apt package libsecret-tools)");
-    assert!(out.status.success(), "secret-tool lookup failed: {out:?}");
-    assert_eq!(out.stdout.len(), 44, "a base64 256-bit key");
-    assert!(out.stdout.len() <= 2560);
+    let (_, key) = keyring_item(&env);
+    assert_eq!(key.len(), 44, "a base64 256-bit key");
+    assert!(key.len() <= 2560);
 }
 
 #[test]
@@ -115,20 +122,9 @@ fn auto_prefers_a_working_keyring_and_reuses_its_key() {
         let r = s.ok("mcp/authStatus", json!({}));
         assert_eq!(r["servers"][0]["storage"], "keyring", "{}", s.stderr());
         s.shutdown();
-        let account =
-            std::fs::read_to_string(env.sidecar_home().join("store/keyring/key-id")).unwrap();
-        let out = Command::new("secret-tool")
-            .args([
-                "lookup",
-                "service",
-                "mcp-auth-sidecar",
-                "username",
-                account.trim(),
-            ])
-            .output()
-            .expect("secret-tool");
-        assert_eq!(out.stdout.len(), 44);
-        keys.push((account, out.stdout));
+        let item = keyring_item(&env);
+        assert_eq!(item.1.len(), 44);
+        keys.push(item);
     }
     assert_eq!(
         keys[0], keys[1],

@@ -4,7 +4,7 @@
 use super::OAuthError;
 use super::discovery::AuthServer;
 use super::token::oauth_error_of;
-use crate::http::{FetchError, read_limited, root_cause};
+use crate::http::send_json;
 use crate::secret::Secret;
 use crate::status::now_ms;
 use crate::store::record::{ClientRegistration, RegistrationKind};
@@ -62,19 +62,7 @@ pub async fn register(
     if let Some(scope) = scope {
         body["scope"] = json!(scope);
     }
-    let response = http
-        .post(endpoint)
-        .header("Accept", "application/json")
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| FetchError::Unreachable {
-            url: endpoint.clone(),
-            reason: root_cause(&e),
-        })?;
-    let status = response.status();
-    let bytes = read_limited(endpoint, response).await?;
-    let doc: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let (status, doc) = send_json(endpoint, http.post(endpoint).json(&body)).await?;
     if !status.is_success() {
         return Err(oauth_error_of(&doc).unwrap_or_else(|| OAuthError::Refused {
             error: "registration_failed".into(),

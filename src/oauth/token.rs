@@ -2,7 +2,7 @@
 //! authentication (RFC 6749 §2.3.1) and RFC 8707 `resource`.
 
 use super::OAuthError;
-use crate::http::{FetchError, read_limited, root_cause};
+use crate::http::{FetchError, send_json};
 use crate::secret::Secret;
 use crate::status::now_ms;
 use crate::store::record::ClientRegistration;
@@ -51,7 +51,7 @@ pub async fn request(
             } else {
                 "none"
             });
-    let mut req = http.post(endpoint).header("Accept", "application/json");
+    let mut req = http.post(endpoint);
     match (method, &client.client_secret) {
         ("client_secret_basic", Some(secret)) => {
             // RFC 6749 §2.3.1: form-encode both parts before Base64.
@@ -71,18 +71,10 @@ pub async fn request(
         .map(|(k, v)| format!("{k}={}", form_encode(v)))
         .collect::<Vec<_>>()
         .join("&");
-    let response = req
+    let request = req
         .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| FetchError::Unreachable {
-            url: endpoint.to_owned(),
-            reason: root_cause(&e),
-        })?;
-    let status = response.status();
-    let bytes = read_limited(endpoint, response).await?;
-    let doc: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        .body(body);
+    let (status, doc) = send_json(endpoint, request).await?;
     if let Some(access) = doc
         .get("access_token")
         .and_then(Value::as_str)

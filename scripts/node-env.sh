@@ -1,0 +1,9 @@
+# Sourced by the scripts that run Node-based tests: installs Node 22 (the npm
+# package `node`) and the pinned MCP conformance suite into
+# tests/conformance/node_modules, builds the sidecar, and exports PATH and
+# MCP_AUTH_SIDECAR_BIN for the test clients.
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+(cd "$root/tests/conformance" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+(cd "$root" && cargo build --locked --quiet)
+export PATH="$root/tests/conformance/node_modules/.bin:$PATH"
+export MCP_AUTH_SIDECAR_BIN="$root/target/debug/mcp-auth-sidecar"
