@@ -333,16 +333,38 @@ fn a_second_instance_joins_the_flow_in_progress() {
     let mut b = start(&env, &url, json!({}));
     let (a_id, auth) = begin(&mut a);
     let b_id = b.start("mcp/authorize", json!({"server": "srv"}));
-    let waiting = b.wait_notification("mcp/authStatusChanged", common::WAIT).expect("B reports");
+    let waiting = b
+        .wait_notification("mcp/authStatusChanged", common::WAIT)
+        .expect("B reports");
     assert_eq!(waiting["params"]["state"], "authorizing");
 
     // The user pastes the callback into B; it reaches A's listener.
-    let cb = callback(&auth, &[("code", "c"), ("state", &param(&auth, "state")), ("iss", &as_.base)]);
-    let pasted = b.ok("mcp/completeAuthorization", json!({"server": "srv", "callbackUrl": cb}));
+    let cb = callback(
+        &auth,
+        &[
+            ("code", "c"),
+            ("state", &param(&auth, "state")),
+            ("iss", &as_.base),
+        ],
+    );
+    let pasted = b.ok(
+        "mcp/completeAuthorization",
+        json!({"server": "srv", "callbackUrl": cb}),
+    );
     assert_eq!(pasted["state"], "authorized", "{pasted}");
-    assert_eq!(a.wait_response(&json!(a_id))["result"]["state"], "authorized");
-    assert_eq!(b.wait_response(&json!(b_id))["result"]["state"], "authorized");
-    assert!(b.wait_notification("mcp/authorizationPending", Duration::from_millis(300)).is_none(), "B opened a second flow");
+    assert_eq!(
+        a.wait_response(&json!(a_id))["result"]["state"],
+        "authorized"
+    );
+    assert_eq!(
+        b.wait_response(&json!(b_id))["result"]["state"],
+        "authorized"
+    );
+    assert!(
+        b.wait_notification("mcp/authorizationPending", Duration::from_millis(300))
+            .is_none(),
+        "B opened a second flow"
+    );
     assert_eq!(as_.count("POST /token"), 1);
     assert_eq!(as_.count("POST /register"), 1);
     let ta = a.ok("mcp/accessToken", json!({"server": "srv"}));
@@ -354,8 +376,18 @@ fn a_second_instance_joins_the_flow_in_progress() {
 
 fn authorize_by_paste(s: &mut Sidecar, as_: &RouteStub) {
     let (id, auth) = begin(s);
-    let cb = callback(&auth, &[("code", "c"), ("state", &param(&auth, "state")), ("iss", &as_.base)]);
-    s.ok("mcp/completeAuthorization", json!({"server": "srv", "callbackUrl": cb}));
+    let cb = callback(
+        &auth,
+        &[
+            ("code", "c"),
+            ("state", &param(&auth, "state")),
+            ("iss", &as_.base),
+        ],
+    );
+    s.ok(
+        "mcp/completeAuthorization",
+        json!({"server": "srv", "callbackUrl": cb}),
+    );
     assert_eq!(s.wait_response(&json!(id))["result"]["state"], "authorized");
 }
 
@@ -367,8 +399,11 @@ fn challenges_reject_tokens_step_up_and_fail() {
     authorize_by_paste(&mut s, &as_);
 
     // 403 insufficient_scope: step up to the union of held and asked.
-    let r = s.ok("mcp/handleChallenge", json!({"server": "srv", "status": 403,
-        "wwwAuthenticate": r#"Bearer error="insufficient_scope", scope="mcp:write""#}));
+    let r = s.ok(
+        "mcp/handleChallenge",
+        json!({"server": "srv", "status": 403,
+        "wwwAuthenticate": r#"Bearer error="insufficient_scope", scope="mcp:write""#}),
+    );
     assert_eq!(r["action"], "authorize");
     assert_eq!(r["scopes"], json!(["mcp:read", "mcp:write"]));
     assert_eq!(r["status"]["state"], "step_up_required");
@@ -378,13 +413,19 @@ fn challenges_reject_tokens_step_up_and_fail() {
     assert_eq!(e["data"]["server"], "srv");
 
     // A 403 that is not about scopes: authorizing again would not help.
-    let r = s.ok("mcp/handleChallenge", json!({"server": "srv", "status": 403,
-        "wwwAuthenticate": r#"Bearer error="forbidden""#}));
+    let r = s.ok(
+        "mcp/handleChallenge",
+        json!({"server": "srv", "status": 403,
+        "wwwAuthenticate": r#"Bearer error="forbidden""#}),
+    );
     assert_eq!(r["action"], "fail");
     assert_eq!(r["status"]["state"], "error");
     assert!(r["status"]["message"].as_str().unwrap().contains("403"));
 
-    let e = s.err("mcp/handleChallenge", json!({"server": "srv", "status": 500}));
+    let e = s.err(
+        "mcp/handleChallenge",
+        json!({"server": "srv", "status": 500}),
+    );
     assert_eq!(e["code"], -32602, "{e}");
 
     // Three authorizations that each get a 401 right back: then `fail`.
@@ -392,8 +433,11 @@ fn challenges_reject_tokens_step_up_and_fail() {
         if round > 1 {
             authorize_by_paste(&mut s, &as_);
         }
-        let r = s.ok("mcp/handleChallenge", json!({"server": "srv", "status": 401,
-            "wwwAuthenticate": r#"Bearer error="invalid_token""#}));
+        let r = s.ok(
+            "mcp/handleChallenge",
+            json!({"server": "srv", "status": 401,
+            "wwwAuthenticate": r#"Bearer error="invalid_token""#}),
+        );
         let expect = if round < 3 { "authorize" } else { "fail" };
         assert_eq!(r["action"], expect, "round {round}: {r}");
     }
@@ -408,15 +452,23 @@ fn the_editor_opens_the_url_when_it_can() {
     let env = Env::new();
     let as_ = stub(|_, _| {}, None);
     let mut s = env.spawn();
-    s.ok("initialize", json!({
-        "capabilities": {"window": {"showDocument": {"support": true}}},
-        "initializationOptions": {"storage": "memory", "discoverConfigFiles": false,
-            "servers": {"srv": {"url": format!("{}/mcp", as_.base)}}}
-    }));
+    s.ok(
+        "initialize",
+        json!({
+            "capabilities": {"window": {"showDocument": {"support": true}}},
+            "initializationOptions": {"storage": "memory", "discoverConfigFiles": false,
+                "servers": {"srv": {"url": format!("{}/mcp", as_.base)}}}
+        }),
+    );
     s.notify("initialized", json!({}));
     let id = s.start("mcp/authorize", json!({"server": "srv"}));
-    let pending = s.wait_notification("mcp/authorizationPending", common::WAIT).unwrap();
-    let queued = s.backlog.iter().position(|m| m["method"] == "window/showDocument");
+    let pending = s
+        .wait_notification("mcp/authorizationPending", common::WAIT)
+        .unwrap();
+    let queued = s
+        .backlog
+        .iter()
+        .position(|m| m["method"] == "window/showDocument");
     let request = loop {
         if let Some(i) = queued {
             break s.backlog.remove(i).unwrap();
@@ -431,8 +483,18 @@ fn the_editor_opens_the_url_when_it_can() {
     assert_eq!(request["params"]["external"], true);
     s.send(&json!({"jsonrpc": "2.0", "id": request["id"], "result": {"success": true}}));
     let auth = url::Url::parse(pending["params"]["url"].as_str().unwrap()).unwrap();
-    let cb = callback(&auth, &[("code", "c"), ("state", &param(&auth, "state")), ("iss", &as_.base)]);
-    s.ok("mcp/completeAuthorization", json!({"server": "srv", "callbackUrl": cb}));
+    let cb = callback(
+        &auth,
+        &[
+            ("code", "c"),
+            ("state", &param(&auth, "state")),
+            ("iss", &as_.base),
+        ],
+    );
+    s.ok(
+        "mcp/completeAuthorization",
+        json!({"server": "srv", "callbackUrl": cb}),
+    );
     assert_eq!(s.wait_response(&json!(id))["result"]["state"], "authorized");
     s.shutdown();
 }

@@ -101,14 +101,28 @@ fn login_accepts_a_pasted_callback_and_token_prints_it() {
     let env = Env::new();
     let stub = RouteStub::start(|base| {
         vec![
-            Route::json("GET", "/.well-known/oauth-protected-resource/mcp", 200,
-                json!({"resource": format!("{base}/mcp"), "authorization_servers": [base]})),
-            Route::json("GET", "/.well-known/oauth-authorization-server", 200, json!({
+            Route::json(
+                "GET",
+                "/.well-known/oauth-protected-resource/mcp",
+                200,
+                json!({"resource": format!("{base}/mcp"), "authorization_servers": [base]}),
+            ),
+            Route::json(
+                "GET",
+                "/.well-known/oauth-authorization-server",
+                200,
+                json!({
                 "issuer": base, "authorization_endpoint": format!("{base}/authorize"),
                 "token_endpoint": format!("{base}/token"), "registration_endpoint": format!("{base}/register"),
-                "code_challenge_methods_supported": ["S256"]})),
+                "code_challenge_methods_supported": ["S256"]}),
+            ),
             Route::json("POST", "/register", 201, json!({"client_id": "cli-client"})),
-            Route::json("POST", "/token", 200, json!({"access_token": "cli-token", "token_type": "bearer", "expires_in": 600})),
+            Route::json(
+                "POST",
+                "/token",
+                200,
+                json!({"access_token": "cli-token", "token_type": "bearer", "expires_in": 600}),
+            ),
         ]
     });
     let url = format!("{}/mcp", stub.base);
@@ -122,14 +136,29 @@ fn login_accepts_a_pasted_callback_and_token_prints_it() {
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let auth = loop {
         let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "login ended before printing a URL");
-        if let Some(u) = line.trim().strip_prefix("http").map(|rest| format!("http{rest}")) {
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "login ended before printing a URL"
+        );
+        if let Some(u) = line
+            .trim()
+            .strip_prefix("http")
+            .map(|rest| format!("http{rest}"))
+        {
             break url::Url::parse(&u).unwrap();
         }
     };
-    let get = |k: &str| auth.query_pairs().find(|(key, _)| key == k).unwrap().1.into_owned();
+    let get = |k: &str| {
+        auth.query_pairs()
+            .find(|(key, _)| key == k)
+            .unwrap()
+            .1
+            .into_owned()
+    };
     let mut cb = url::Url::parse(&get("redirect_uri")).unwrap();
-    cb.query_pairs_mut().append_pair("code", "x").append_pair("state", &get("state"));
+    cb.query_pairs_mut()
+        .append_pair("code", "x")
+        .append_pair("state", &get("state"));
     writeln!(child.stdin.as_mut().unwrap(), "{cb}").unwrap();
     let status = child.wait().unwrap();
     let mut rest = String::new();
@@ -137,10 +166,18 @@ fn login_accepts_a_pasted_callback_and_token_prints_it() {
     assert!(status.success(), "{rest}");
     assert!(rest.contains("authorized"), "{rest}");
 
-    let out = env.command(false).args(["token", &url, "--storage", "file"]).output().unwrap();
+    let out = env
+        .command(false)
+        .args(["token", &url, "--storage", "file"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "cli-token");
-    let out = env.command(false).args(["token", "https://other.example/mcp", "--storage", "file"]).output().unwrap();
+    let out = env
+        .command(false)
+        .args(["token", "https://other.example/mcp", "--storage", "file"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("login"));
 }
