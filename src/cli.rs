@@ -67,6 +67,17 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Sign out of a server: revoke its tokens at the authorization server
+    /// (RFC 7009) and delete them here and in every running editor.
+    Logout {
+        /// A configured server name, or the server's URL.
+        server: String,
+        /// Only delete the local tokens; do not revoke them.
+        #[arg(long)]
+        no_revoke: bool,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Print a valid access token for a server (for scripts and header
     /// commands).
     Token {
@@ -125,6 +136,11 @@ pub fn main() -> ExitCode {
             no_browser,
             common,
         } => runtime.block_on(login(server, scopes, force, no_browser, common)),
+        Command::Logout {
+            server,
+            no_revoke,
+            common,
+        } => runtime.block_on(logout(server, !no_revoke, common)),
         Command::Token {
             server,
             min_validity,
@@ -254,6 +270,29 @@ async fn login(
     }
 }
 
+async fn logout(server: String, revoke: bool, common: Common) -> ExitCode {
+    let app = match open_app(&common, None, Browser::None).await {
+        Ok(a) => a,
+        Err(e) => return fail(&e),
+    };
+    let name = match app.resolve(&server) {
+        Ok(n) => n,
+        Err(e) => return fail(&e.to_string()),
+    };
+    match app.logout(&name, revoke).await {
+        Ok((revoked, _)) => {
+            let how = if revoked {
+                "tokens revoked and deleted"
+            } else {
+                "tokens deleted"
+            };
+            eprintln!("{name}: signed out ({how})");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
 async fn token(server: String, min_validity: u64, common: Common) -> ExitCode {
     let app = match open_app(&common, None, Browser::None).await {
         Ok(a) => a,
@@ -263,7 +302,10 @@ async fn token(server: String, min_validity: u64, common: Common) -> ExitCode {
         Ok(n) => n,
         Err(e) => return fail(&e.to_string()),
     };
-    match app.access_token(&name, std::time::Duration::from_secs(min_validity)) {
+    match app
+        .fresh_token(&name, std::time::Duration::from_secs(min_validity))
+        .await
+    {
         Ok(t) => {
             out_line(t.token.expose());
             ExitCode::SUCCESS

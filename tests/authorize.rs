@@ -12,6 +12,19 @@ use std::time::Duration;
 /// A resource + authorization server on one origin. `tweak` edits the AS
 /// metadata, `resource` is what the PRM claims.
 fn stub(tweak: impl FnOnce(&mut Value, &str), resource: Option<&str>) -> RouteStub {
+    stub_issuing(
+        tweak,
+        resource,
+        json!({"access_token": "at-from-stub", "token_type": "Bearer", "expires_in": 3600, "refresh_token": "rt-from-stub", "scope": "mcp:read"}),
+    )
+}
+
+/// Like [`stub`], with the token endpoint answering `token`.
+fn stub_issuing(
+    tweak: impl FnOnce(&mut Value, &str),
+    resource: Option<&str>,
+    token: Value,
+) -> RouteStub {
     let resource = resource.map(str::to_owned);
     RouteStub::start(move |base| {
         let mut meta = json!({
@@ -19,6 +32,7 @@ fn stub(tweak: impl FnOnce(&mut Value, &str), resource: Option<&str>) -> RouteSt
             "authorization_endpoint": format!("{base}/authorize"),
             "token_endpoint": format!("{base}/token"),
             "registration_endpoint": format!("{base}/register"),
+            "revocation_endpoint": format!("{base}/revoke"),
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": true,
             "token_endpoint_auth_methods_supported": ["none"]
@@ -53,12 +67,8 @@ fn stub(tweak: impl FnOnce(&mut Value, &str), resource: Option<&str>) -> RouteSt
                 201,
                 json!({"client_id": "dyn-client", "token_endpoint_auth_method": "none"}),
             ),
-            Route::json(
-                "POST",
-                "/token",
-                200,
-                json!({"access_token": "at-from-stub", "token_type": "Bearer", "expires_in": 3600, "refresh_token": "rt-from-stub", "scope": "mcp:read"}),
-            ),
+            Route::json("POST", "/revoke", 200, json!({})),
+            Route::json("POST", "/token", 200, token),
         ]
     })
 }
@@ -428,19 +438,15 @@ fn challenges_reject_tokens_step_up_and_fail() {
     );
     assert_eq!(e["code"], -32602, "{e}");
 
-    // Three authorizations that each get a 401 right back: then `fail`.
-    for round in 1..=3 {
-        if round > 1 {
-            authorize_by_paste(&mut s, &as_);
-        }
-        let r = s.ok(
-            "mcp/handleChallenge",
-            json!({"server": "srv", "status": 401,
-            "wwwAuthenticate": r#"Bearer error="invalid_token""#}),
-        );
-        let expect = if round < 3 { "authorize" } else { "fail" };
-        assert_eq!(r["action"], expect, "round {round}: {r}");
-    }
+    // A 401 with a refresh token: refresh without the user, then retry.
+    let refreshes = as_.count("POST /token");
+    let r = s.ok(
+        "mcp/handleChallenge",
+        json!({"server": "srv", "status": 401,
+        "wwwAuthenticate": r#"Bearer error="invalid_token""#}),
+    );
+    assert_eq!(r["action"], "retry", "{r}");
+    assert_eq!(as_.count("POST /token"), refreshes + 1);
     s.shutdown();
 }
 
@@ -496,5 +502,98 @@ fn the_editor_opens_the_url_when_it_can() {
         json!({"server": "srv", "callbackUrl": cb}),
     );
     assert_eq!(s.wait_response(&json!(id))["result"]["state"], "authorized");
+    s.shutdown();
+}
+
+/// SPEC §3.3: what one instance does, every other running instance shows
+/// (the store watcher); §3.2 logout revokes refresh then access token and
+/// deletes locally everywhere.
+#[test]
+fn other_instances_see_authorization_and_logout() {
+    let env = Env::new();
+    let as_ = stub(|_, _| {}, None);
+    let url = format!("{}/mcp", as_.base);
+    let mut a = start(&env, &url, json!({}));
+    let mut watcher = start(&env, &url, json!({}));
+    authorize_by_paste(&mut a, &as_);
+
+    let started = std::time::Instant::now();
+    let seen = loop {
+        let n = watcher
+            .wait_notification("mcp/authStatusChanged", common::WAIT)
+            .expect("a change in the other instance");
+        if n["params"]["state"] == "authorized" {
+            break n;
+        }
+    };
+    eprintln!(
+        "authorization visible in the other instance after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(seen["params"]["scopes"], json!(["mcp:read"]));
+    let t = watcher.ok("mcp/accessToken", json!({"server": "srv"}));
+    assert_eq!(t["accessToken"], "at-from-stub");
+
+    let out = a.ok("mcp/logout", json!({"server": "srv"}));
+    assert_eq!(out["revoked"], true, "{out}");
+    assert_eq!(out["status"]["state"], "unauthenticated");
+    assert_eq!(
+        as_.count("POST /revoke"),
+        2,
+        "refresh token, then access token"
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let n = watcher
+            .wait_notification("mcp/authStatusChanged", common::WAIT)
+            .expect("logout seen");
+        if n["params"]["state"] == "unauthenticated" {
+            break;
+        }
+    }
+    eprintln!(
+        "logout visible in the other instance after {:?}",
+        started.elapsed()
+    );
+    let e = watcher.err("mcp/accessToken", json!({"server": "srv"}));
+    assert_eq!(e["code"], 1001, "{e}");
+    // The registration stays: signing in again registers nothing new.
+    authorize_by_paste(&mut a, &as_);
+    assert_eq!(as_.count("POST /register"), 1);
+    a.shutdown();
+    watcher.shutdown();
+}
+
+/// SPEC §3.2: after 3 authorizations that did not produce an accepted token
+/// (the first one counts), the answer is `fail` with state `error`.
+#[test]
+fn three_authorizations_without_an_accepted_token_then_fail() {
+    let env = Env::new();
+    let as_ = stub_issuing(
+        |_, _| {},
+        None,
+        json!({"access_token": "short-lived-{n}", "token_type": "Bearer", "expires_in": 3600}),
+    );
+    let mut s = start(&env, &format!("{}/mcp", as_.base), json!({}));
+    for round in 1..=3 {
+        authorize_by_paste(&mut s, &as_);
+        let r = s.ok(
+            "mcp/handleChallenge",
+            json!({"server": "srv", "status": 401,
+            "wwwAuthenticate": r#"Bearer error="invalid_token""#}),
+        );
+        let expect = if round < 3 { "authorize" } else { "fail" };
+        assert_eq!(r["action"], expect, "round {round}: {r}");
+        if round == 3 {
+            assert_eq!(r["status"]["state"], "error");
+            assert!(
+                r["status"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("3 authorizations"),
+                "{r}"
+            );
+        }
+    }
     s.shutdown();
 }

@@ -104,9 +104,22 @@ impl App {
         let record = loaded.into_record();
         let mut inner = self.lock();
         match &record {
-            Some(r) => inner.records.insert(url.to_owned(), r.clone()),
-            None => inner.records.remove(url),
-        };
+            // Every write happens under the credential lock and bumps the
+            // revision; a read that raced a write (the store watcher reads
+            // without the lock) must not put an older record back.
+            Some(r) => {
+                let newer_in_memory = inner
+                    .records
+                    .get(url)
+                    .is_some_and(|c| c.revision > r.revision);
+                if !newer_in_memory {
+                    inner.records.insert(url.to_owned(), r.clone());
+                }
+            }
+            None => {
+                inner.records.remove(url);
+            }
+        }
         Ok(record)
     }
 
@@ -307,6 +320,9 @@ impl App {
             issuer: server.issuer.clone(),
             resource: Some(pending.resource.clone()),
             obtained_at: now_ms(),
+            token_endpoint: Some(server.token_endpoint.clone()),
+            revocation_endpoint: server.revocation_endpoint.clone(),
+            revocation_auth_methods: server.revocation_endpoint_auth_methods_supported.clone(),
         });
         record.revision += 1;
         self.persist(record).await?;

@@ -30,7 +30,7 @@ pub struct ChallengeOutcome {
 
 impl App {
     pub async fn handle_challenge(
-        &self,
+        self: &std::sync::Arc<Self>,
         name: &str,
         http_status: u16,
         www_authenticate: Option<&str>,
@@ -123,8 +123,25 @@ impl App {
                 scopes: Some(union),
             });
         }
-        // 401: the token is rejected. A refresh token would let us retry
-        // without the user; until refresh exists, authorize.
+        // 401: the token is rejected. With a refresh token, get a new one
+        // without the user and let the editor retry.
+        if self.refreshable(name) {
+            match self.refresh(name, Duration::from_secs(60)).await {
+                Ok(()) => {
+                    return Ok(ChallengeOutcome {
+                        action: Action::Retry,
+                        status: self.status(name),
+                        scopes: None,
+                    });
+                }
+                Err(Error::AuthorizationRequired(_)) => {}
+                Err(e) => {
+                    return fail(format!(
+                        "the token was rejected and refreshing it failed: {e}"
+                    ));
+                }
+            }
+        }
         self.with_runtime(name, |rt| rt.failure = None);
         self.publish_changes();
         let scopes = self

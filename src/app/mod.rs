@@ -4,6 +4,9 @@
 
 mod authorize;
 mod challenge;
+mod logout;
+mod refresh;
+mod watch;
 
 use crate::browser::Opener;
 use crate::config::{ConfigSet, ConfiguredServer, ServerConfig, Source};
@@ -71,6 +74,11 @@ struct Runtime {
     step_up: Option<Vec<String>>,
     /// An interactive flow of this instance is running.
     authorizing: bool,
+    /// A refresh transaction of this instance is running.
+    refreshing: bool,
+    /// Why the credential went away (a refused refresh token), shown with
+    /// `unauthenticated`.
+    notice: Option<String>,
     /// The last failure that is not "authorize again" (SPEC §3.4 `error`).
     failure: Option<String>,
     /// Fingerprints of access tokens a server rejected: never handed out
@@ -102,6 +110,8 @@ struct Inner {
     flows: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// One probe per server in this process.
     probes: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// One refresh per server in this process.
+    refreshes: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 pub struct App {
@@ -111,6 +121,8 @@ pub struct App {
     inner: Mutex<Inner>,
     events: Option<UnboundedSender<Event>>,
     options: Options,
+    /// Keeps the store watcher alive (see `watch.rs`).
+    watcher: Mutex<Option<notify::RecommendedWatcher>>,
 }
 
 /// A valid access token handed to the editor (SPEC §3.2 `mcp/accessToken`).
@@ -171,6 +183,7 @@ impl App {
             inner: Mutex::new(inner),
             events,
             options,
+            watcher: Mutex::new(None),
         });
         {
             let mut inner = app.lock();
@@ -424,6 +437,10 @@ impl App {
             status.message = Some("waiting for the authorization in the browser".into());
             return status;
         }
+        if rt.refreshing {
+            status.state = AuthState::Refreshing;
+            return status;
+        }
         if let Some(scopes) = &rt.step_up {
             status.state = AuthState::StepUpRequired;
             status.message = Some(format!(
@@ -450,6 +467,16 @@ impl App {
                     "the access token expired and cannot be refreshed; authorize again".into()
                 });
             }
+            return status;
+        }
+        if inner.records.contains_key(&status.url) {
+            // A record without tokens: signed out, or the grant died.
+            status.state = AuthState::Unauthenticated;
+            status.message = Some(
+                rt.notice
+                    .clone()
+                    .unwrap_or_else(|| "signed out; authorize to connect".into()),
+            );
             return status;
         }
         match &rt.probe {

@@ -35,22 +35,15 @@ pub fn oauth_error_of(doc: &Value) -> Option<OAuthError> {
     })
 }
 
-/// Sends a token request with `form`, authenticating as `client`.
-pub async fn request(
+/// A form POST to an AS endpoint, authenticated as `client` with `method`
+/// (RFC 6749 §2.3.1; `none` sends only `client_id`).
+fn authenticated_post(
     http: &reqwest::Client,
     endpoint: &str,
     client: &ClientRegistration,
+    method: &str,
     mut form: Vec<(&'static str, String)>,
-) -> Result<Tokens, OAuthError> {
-    let method =
-        client
-            .token_endpoint_auth_method
-            .as_deref()
-            .unwrap_or(if client.client_secret.is_some() {
-                "client_secret_basic"
-            } else {
-                "none"
-            });
+) -> reqwest::RequestBuilder {
     let mut req = http.post(endpoint);
     match (method, &client.client_secret) {
         ("client_secret_basic", Some(secret)) => {
@@ -71,9 +64,92 @@ pub async fn request(
         .map(|(k, v)| format!("{k}={}", form_encode(v)))
         .collect::<Vec<_>>()
         .join("&");
-    let request = req
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(body);
+    req.header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+}
+
+/// The token-endpoint method of a registration.
+fn token_auth_method(client: &ClientRegistration) -> &str {
+    client
+        .token_endpoint_auth_method
+        .as_deref()
+        .unwrap_or(if client.client_secret.is_some() {
+            "client_secret_basic"
+        } else {
+            "none"
+        })
+}
+
+/// RFC 6749 §6 with RFC 8707 `resource`: a new access token (and maybe a
+/// rotated refresh token) for `refresh_token`.
+pub async fn refresh(
+    http: &reqwest::Client,
+    endpoint: &str,
+    client: &ClientRegistration,
+    refresh_token: &Secret,
+    resource: Option<&str>,
+) -> Result<Tokens, OAuthError> {
+    let mut form = vec![
+        ("grant_type", "refresh_token".to_owned()),
+        ("refresh_token", refresh_token.expose().to_owned()),
+    ];
+    if let Some(resource) = resource {
+        form.push(("resource", resource.to_owned()));
+    }
+    request(http, endpoint, client, form).await
+}
+
+/// RFC 7009 §2.1: revokes one token. The method follows the AS's
+/// `revocation_endpoint_auth_methods_supported` when it says, else the
+/// token endpoint's.
+pub async fn revoke(
+    http: &reqwest::Client,
+    endpoint: &str,
+    client: &ClientRegistration,
+    supported: Option<&[String]>,
+    token: &Secret,
+    hint: &'static str,
+) -> Result<(), OAuthError> {
+    let preferred = token_auth_method(client);
+    let method = match supported {
+        Some(list) if !list.iter().any(|m| m == preferred) => {
+            ["client_secret_basic", "client_secret_post", "none"]
+                .into_iter()
+                .find(|m| {
+                    list.iter().any(|s| s == m) && (*m == "none" || client.client_secret.is_some())
+                })
+                .unwrap_or(preferred)
+        }
+        _ => preferred,
+    };
+    let form = vec![
+        ("token", token.expose().to_owned()),
+        ("token_type_hint", hint.to_owned()),
+    ];
+    let (status, doc) = send_json(
+        endpoint,
+        authenticated_post(http, endpoint, client, method, form),
+    )
+    .await?;
+    if status.is_success() {
+        return Ok(());
+    }
+    Err(oauth_error_of(&doc).unwrap_or_else(|| {
+        OAuthError::Fetch(FetchError::Unreachable {
+            url: endpoint.to_owned(),
+            reason: format!("HTTP {status}"),
+        })
+    }))
+}
+
+/// Sends a token request with `form`, authenticating as `client`.
+pub async fn request(
+    http: &reqwest::Client,
+    endpoint: &str,
+    client: &ClientRegistration,
+    form: Vec<(&'static str, String)>,
+) -> Result<Tokens, OAuthError> {
+    let request = authenticated_post(http, endpoint, client, token_auth_method(client), form);
     let (status, doc) = send_json(endpoint, request).await?;
     if let Some(access) = doc
         .get("access_token")

@@ -6,7 +6,7 @@ use super::protocol::{
     AccessTokenParams, AccessTokenResult, AuthStatusChanged, AuthStatusParams, AuthStatusResult,
     AuthorizationPending, AuthorizationPendingParams, AuthorizeParams, BrowserName, BrowserOption,
     CompleteAuthorizationParams, HandleChallengeParams, HandleChallengeResult,
-    InitializationOptions, ServerStatus, parse_params,
+    InitializationOptions, LogoutParams, LogoutResult, ServerStatus, parse_params,
 };
 use crate::app::{Action, App, Event, Options};
 use crate::browser::{Browser, Opener};
@@ -141,7 +141,8 @@ impl Backend {
             ));
         }
         let token = app
-            .access_token(&name, Duration::from_secs_f64(min.min(1e9)))
+            .fresh_token(&name, Duration::from_secs_f64(min.min(1e9)))
+            .await
             .map_err(rpc_err)?;
         Ok(AccessTokenResult {
             server: name,
@@ -168,6 +169,21 @@ impl Backend {
             },
             status: ServerStatus::from(&outcome.status),
             scopes: outcome.scopes,
+        })
+    }
+
+    pub async fn logout(&self, params: Value) -> Result<LogoutResult> {
+        let params: LogoutParams = parse_params(params).map_err(invalid_params)?;
+        let app = self.app()?;
+        let name = app.resolve(&params.server).map_err(rpc_err)?;
+        let (revoked, status) = app
+            .logout(&name, params.revoke.unwrap_or(true))
+            .await
+            .map_err(rpc_err)?;
+        Ok(LogoutResult {
+            server: name,
+            revoked,
+            status: ServerStatus::from(&status),
         })
     }
 
@@ -276,9 +292,11 @@ impl Backend {
         };
         // A memory store shares nothing with other instances: no locks.
         let home = (store.mode() != StorageMode::Memory).then_some(home);
-        App::new(home, Arc::new(store), config, Some(tx), app_options)
+        let app = App::new(home, Arc::new(store), config, Some(tx), app_options)
             .await
-            .map_err(rpc_err)
+            .map_err(rpc_err)?;
+        app.watch_store();
+        Ok(app)
     }
 }
 

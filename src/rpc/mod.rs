@@ -25,6 +25,7 @@ pub async fn serve() {
         )
         .custom_method(protocol::ACCESS_TOKEN, Backend::access_token)
         .custom_method(protocol::HANDLE_CHALLENGE, Backend::handle_challenge)
+        .custom_method(protocol::LOGOUT, Backend::logout)
         .finish();
     let (server_in, pump_writer) = tokio::io::duplex(64 * 1024);
     let (server_out_reader, server_out) = tokio::io::duplex(64 * 1024);

@@ -11,6 +11,7 @@ pub const AUTHORIZE: &str = "mcp/authorize";
 pub const COMPLETE_AUTHORIZATION: &str = "mcp/completeAuthorization";
 pub const ACCESS_TOKEN: &str = "mcp/accessToken";
 pub const HANDLE_CHALLENGE: &str = "mcp/handleChallenge";
+pub const LOGOUT: &str = "mcp/logout";
 pub const AUTH_STATUS_CHANGED: &str = "mcp/authStatusChanged";
 pub const AUTHORIZATION_PENDING: &str = "mcp/authorizationPending";
 
@@ -155,6 +156,22 @@ pub struct HandleChallengeResult {
     pub status: ServerStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogoutParams {
+    pub server: String,
+    #[serde(default)]
+    pub revoke: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogoutResult {
+    pub server: String,
+    pub revoked: bool,
+    pub status: ServerStatus,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -77,7 +77,7 @@ pub enum StoreError {
 #[derive(Debug, PartialEq)]
 pub enum Loaded {
     Absent,
-    Record(CredentialRecord),
+    Record(Box<CredentialRecord>),
     /// Present but unreadable by this build: logged and treated as absent,
     /// never deleted (it may belong to a newer build or another data key).
     Unusable {
@@ -89,7 +89,7 @@ pub enum Loaded {
 impl Loaded {
     pub fn into_record(self) -> Option<CredentialRecord> {
         match self {
-            Loaded::Record(r) => Some(r),
+            Loaded::Record(r) => Some(*r),
             Loaded::Absent => None,
             Loaded::Unusable { location, problem } => {
                 tracing::warn!(%location, %problem, "ignoring a stored credential record");
@@ -189,6 +189,14 @@ impl Store {
         })
     }
 
+    /// The directory other processes write records to, if any.
+    pub fn records_dir(&self) -> Option<std::path::PathBuf> {
+        match self {
+            Store::Memory(_) => None,
+            Store::Sealed { inner, .. } => Some(inner.dir().to_owned()),
+        }
+    }
+
     pub fn mode(&self) -> StorageMode {
         match self {
             Store::Memory(_) => StorageMode::Memory,
@@ -201,7 +209,7 @@ impl Store {
             Store::Memory(map) => Ok(lock(map)
                 .get(server_url)
                 .cloned()
-                .map_or(Loaded::Absent, Loaded::Record)),
+                .map_or(Loaded::Absent, |r| Loaded::Record(Box::new(r)))),
             Store::Sealed { inner, .. } => inner.load(server_url),
         }
     }

@@ -92,6 +92,15 @@ pub struct TokenSet {
     pub resource: Option<String>,
     /// Milliseconds since the epoch.
     pub obtained_at: i64,
+    /// Where to refresh and revoke, from the issuer's metadata at
+    /// authorization time: refresh and logout need no discovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    /// RFC 8414 `revocation_endpoint_auth_methods_supported`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_auth_methods: Option<Vec<String>>,
 }
 
 impl TokenSet {
@@ -154,6 +163,9 @@ mod tests {
             issuer: "https://as.example.com".into(),
             resource: Some("https://mcp.example.com/mcp".into()),
             obtained_at: 0,
+            token_endpoint: None,
+            revocation_endpoint: None,
+            revocation_auth_methods: None,
         });
         r
     }

@@ -75,6 +75,10 @@ impl SealedStore {
         }
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn path_for(&self, server_url: &str) -> PathBuf {
         self.dir
             .join(format!("{}.{EXTENSION}", file_stem(server_url)))
@@ -130,7 +134,7 @@ impl SealedStore {
             .unwrap_or_default();
         match fs::read(path) {
             Ok(bytes) => Ok(match self.open_bytes(&stem, &bytes) {
-                Ok(r) => Loaded::Record(r),
+                Ok(r) => Loaded::Record(Box::new(r)),
                 Err(problem) => Loaded::Unusable {
                     location: path.display().to_string(),
                     problem,
@@ -216,7 +220,10 @@ mod tests {
             },
         );
         s.save(&r).unwrap();
-        assert_eq!(s.load("https://a.example/mcp").unwrap(), Loaded::Record(r));
+        assert_eq!(
+            s.load("https://a.example/mcp").unwrap(),
+            Loaded::Record(Box::new(r))
+        );
         assert_eq!(s.load("https://b.example/mcp").unwrap(), Loaded::Absent);
         let raw = fs::read(s.path_for("https://a.example/mcp")).unwrap();
         assert!(!raw.windows(17).any(|w| w == b"very-secret-value"));

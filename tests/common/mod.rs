@@ -413,6 +413,9 @@ pub fn record_with_tokens(
         issuer: "https://as.example.com".into(),
         resource: Some(url.into()),
         obtained_at: 0,
+        token_endpoint: None,
+        revocation_endpoint: None,
+        revocation_auth_methods: None,
     });
     r
 }
@@ -444,7 +447,8 @@ impl Route {
 }
 
 /// An HTTP/1.1 server on loopback answering by method and path (query
-/// ignored), 404 otherwise; counts hits per path. Stands in for an
+/// ignored), 404 otherwise; counts hits per path; `{n}` in a body becomes
+/// the number of that route's hits so far. Stands in for an
 /// authorization server and a protected MCP endpoint in hostile-case tests.
 pub struct RouteStub {
     pub base: String,
@@ -490,10 +494,20 @@ impl RouteStub {
                     .next()
                     .unwrap_or("")
                     .to_owned();
-                log.lock().expect("log").push(format!("{method} {path}"));
+                let key = format!("{method} {path}");
+                let n = {
+                    let mut log = log.lock().expect("log");
+                    log.push(key.clone());
+                    log.iter().filter(|h| **h == key).count()
+                };
                 let route = routes.iter().find(|r| r.method == method && r.path == path);
                 let (status, headers, body) = match route {
-                    Some(r) => (r.status, r.headers.clone(), r.body.clone()),
+                    // `{n}` numbers the answers of a route (distinct tokens).
+                    Some(r) => (
+                        r.status,
+                        r.headers.clone(),
+                        r.body.replace("{n}", &n.to_string()),
+                    ),
                     None => (404, vec![], String::new()),
                 };
                 let mut head = format!(

@@ -1,0 +1,79 @@
+//! `mcp/logout` (SPEC §3.2): revoke at the authorization server (RFC 7009),
+//! then delete the tokens locally — in every instance, because every
+//! instance watches the store.
+
+use super::App;
+use crate::error::Error;
+use crate::oauth::token;
+use crate::status::Status;
+use std::time::Duration;
+
+const LOCK_BOUND: Duration = Duration::from_secs(60);
+
+impl App {
+    /// Returns whether every revocation attempted succeeded (false when none
+    /// was attempted), and the new status.
+    pub async fn logout(&self, name: &str, revoke: bool) -> Result<(bool, Status), Error> {
+        let url = self.config_of(name)?.url;
+        let _lock = self.credential_lock(&url, LOCK_BOUND).await?;
+        let Some(mut record) = self.reload(&url).await? else {
+            self.forget_runtime(name);
+            return Ok((false, self.status(name)));
+        };
+        let mut revoked = false;
+        if let (true, Some(tokens)) = (revoke, &record.tokens) {
+            let client = record.registrations.get(&tokens.issuer);
+            if let (Some(endpoint), Some(client)) = (&tokens.revocation_endpoint, client) {
+                let methods = tokens.revocation_auth_methods.as_deref();
+                // The refresh token first (RFC 7009 §2.1: revoking it may
+                // also revoke its access tokens), each in its own attempt.
+                let mut all_ok = true;
+                if let Some(rt) = &tokens.refresh_token {
+                    let r =
+                        token::revoke(&self.http, endpoint, client, methods, rt, "refresh_token")
+                            .await;
+                    if let Err(e) = &r {
+                        tracing::warn!(server = %name, error = %e, "revoking the refresh token failed");
+                    }
+                    all_ok &= r.is_ok();
+                }
+                let r = token::revoke(
+                    &self.http,
+                    endpoint,
+                    client,
+                    methods,
+                    &tokens.access_token,
+                    "access_token",
+                )
+                .await;
+                if let Err(e) = &r {
+                    tracing::warn!(server = %name, error = %e, "revoking the access token failed");
+                }
+                revoked = all_ok && r.is_ok();
+            }
+        }
+        // Local deletion happens whatever revocation did; the registration
+        // stays, so signing in again needs no new registration.
+        if record.tokens.take().is_some() {
+            record.revision += 1;
+            self.persist(record).await?;
+        }
+        self.forget_runtime(name);
+        self.with_runtime(name, |rt| {
+            rt.notice = Some("signed out; authorize to connect".into())
+        });
+        self.publish_changes();
+        tracing::info!(server = %name, revoked, "signed out");
+        Ok((revoked, self.status(name)))
+    }
+
+    /// Clears what this instance learned about `name`'s credential.
+    fn forget_runtime(&self, name: &str) {
+        self.with_runtime(name, |rt| {
+            rt.rejected.clear();
+            rt.step_up = None;
+            rt.failure = None;
+            rt.authorizations.clear();
+        });
+    }
+}
