@@ -281,6 +281,7 @@ impl App {
         self.with_runtime(name, |rt| {
             rt.step_up = None;
             rt.failure = None;
+            rt.notice = None;
             rt.authorizations.push(Instant::now());
         });
         Ok(())

@@ -135,7 +135,10 @@ impl App {
         self.with_runtime(name, |rt| {
             rt.refreshing = false;
             match &result {
-                Ok(()) => rt.failure = None,
+                Ok(()) => {
+                    rt.failure = None;
+                    rt.notice = None;
+                }
                 Err(Error::AuthorizationRequired(_)) => {}
                 Err(e) => {
                     rt.failure = Some(format!(

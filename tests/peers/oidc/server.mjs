@@ -5,7 +5,8 @@
 //   node server.mjs
 //
 // Prints one JSON line on stdout when both listen:
-//   {"issuer", "mcp", "resource", "prm", "jwks", "asControl", "rsControl", "accessTokenTtl"}
+//   {"issuer", "mcp", "resource", "prm", "jwks", "asControl", "rsControl",
+//    "accessTokenTtl", "refreshPolicy", "scopes", "asListsResourceScopes"}
 // Everything else (oidc-provider's notices, request log) goes to stderr.
 //
 // Environment (all optional):
@@ -14,22 +15,42 @@
 //   OIDC_RT_TTL                 refresh-token lifetime in seconds (default 14 days)
 //   OIDC_AT_ALG                 JWS alg of the JWT access tokens (default ES256)
 //   OIDC_RS_SCOPES              space-separated scopes of the MCP resource,
-//                               listed in its PRM scopes_supported (default "mcp:tools";
-//                               empty string: the PRM lists none)
-//   OIDC_REFRESH_POLICY         "offline_access" (default: refresh tokens only when
-//                               offline_access was granted, oidc-provider's own rule),
-//                               "always" (every client allowed the refresh_token grant),
+//                               listed in its PRM scopes_supported (default "mcp:tools").
+//                               Empty: the PRM lists none; oidc-provider then has no
+//                               scope to grant for the resource and answers
+//                               access_denied unless offline_access is granted.
+//   OIDC_AS_LISTS_RS_SCOPES=1   also list the resource's scopes among the AS's own
+//                               scopes (discovery scopes_supported). oidc-provider
+//                               accepts in a registration's `scope` only the AS's own
+//                               scopes, so without this a client that registers with
+//                               the PRM's scopes gets invalid_client_metadata. Off by
+//                               default: oidc-provider's documented setup keeps
+//                               resource-server scopes out of `scopes`.
+//   OIDC_REFRESH_POLICY         when the AS issues refresh tokens:
+//                               "grant_type" (default): to every client registered
+//                                 with the refresh_token grant (pure OAuth 2.1 rule);
+//                               "offline_access": oidc-provider's stock rule, only when
+//                                 offline_access was granted, which oidc-provider keeps
+//                                 only when the authorization request has prompt=consent
+//                                 (OpenID Connect Core §11);
 //                               "never"
 //   OIDC_VERBOSE=1              log every AS/RS request on stderr
+//   OIDC_EXIT_ON_STDIN_EOF=1    exit when stdin closes (a test runner gives a pipe,
+//                               so a killed runner leaves no server behind)
 //
 // Test-only control endpoints (GET, JSON):
 //   <issuer>/__test/requests    every request the AS answered, in order:
-//                               {seq, at, method, path, status, grantType?, error?,
-//                                errorDescription?, clientId?, issuedRefreshToken?}
+//                               {seq, at, method, path, status, error?, errorDescription?,
+//                                errorDetail? (oidc-provider's reason, e.g. "refresh token
+//                                already used"), clientId?,
+//                                POST /token: grantType, resource?, issuedRefreshToken?, scope?,
+//                                POST /reg: requested (metadata sent), client (registered),
+//                                GET /auth: params (response_type, redirect_uri, scope,
+//                                  resource, prompt, code_challenge_method, ...)}
 //   <issuer>/__test/counts      {registration, authorization, token: {<grant_type>: n},
 //                                tokenErrors: {<grant_type>: n}, revocation}
-//   <rs>/__test/requests        every /mcp request: {seq, at, method, status, error?,
-//                                aud?, sub?, clientId?, jti?, scope?}
+//   <rs>/__test/requests        every /mcp and PRM request: {seq, at, method, path,
+//                                status, error?, aud?, sub?, clientId?, jti?, scope?, rpc?}
 //   POST <issuer>/__test/reset  clears both logs
 // The logs never hold token values.
 
@@ -47,11 +68,12 @@ const AT_TTL = positiveInt(process.env.OIDC_AT_TTL, 60);
 const RT_TTL = positiveInt(process.env.OIDC_RT_TTL, 14 * 24 * 3600);
 const AT_ALG = process.env.OIDC_AT_ALG || 'ES256';
 const RS_SCOPES = (process.env.OIDC_RS_SCOPES ?? 'mcp:tools').split(' ').filter(Boolean);
-const REFRESH_POLICY = process.env.OIDC_REFRESH_POLICY || 'offline_access';
+const REFRESH_POLICY = process.env.OIDC_REFRESH_POLICY || 'grant_type';
+const AS_LISTS_RS_SCOPES = process.env.OIDC_AS_LISTS_RS_SCOPES === '1';
 const VERBOSE = process.env.OIDC_VERBOSE === '1';
 
-if (!['offline_access', 'always', 'never'].includes(REFRESH_POLICY)) {
-  throw new Error(`OIDC_REFRESH_POLICY must be offline_access, always or never, not ${REFRESH_POLICY}`);
+if (!['grant_type', 'offline_access', 'never'].includes(REFRESH_POLICY)) {
+  throw new Error(`OIDC_REFRESH_POLICY must be grant_type, offline_access or never, not ${REFRESH_POLICY}`);
 }
 
 function positiveInt(value, fallback) {
@@ -134,8 +156,9 @@ const provider = new Provider(issuer, {
   // S256 is the only method oidc-provider 9 implements; require it for every
   // client, confidential or public.
   pkce: { required: () => true },
-  // OpenID scopes only; the resource's scopes come from getResourceServerInfo.
-  scopes: ['openid', 'offline_access'],
+  // The AS's own scopes. The resource's scopes come from
+  // getResourceServerInfo and are not listed here (see OIDC_AS_LISTS_RS_SCOPES).
+  scopes: ['openid', 'offline_access', ...(AS_LISTS_RS_SCOPES ? RS_SCOPES : [])],
   clientDefaults: {
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
@@ -151,16 +174,19 @@ const provider = new Provider(issuer, {
     Session: () => 14 * 24 * 3600,
     Grant: () => 14 * 24 * 3600,
   },
-  // Refresh-token issuance. oidc-provider's rule: only when offline_access is
-  // part of the grant (it survives the authorization request only when
-  // response_type has `code`, the client may use the refresh_token grant,
-  // and `prompt` is absent or contains `consent`).
-  issueRefreshToken: async (ctx, client, code) => {
+  // Refresh-token issuance (see OIDC_REFRESH_POLICY). oidc-provider's stock
+  // rule wants offline_access in the grant, and its authorization endpoint
+  // drops a requested offline_access unless response_type has `code`, the
+  // client may use the refresh_token grant and `prompt` contains `consent`.
+  issueRefreshToken: async (ctx, client, source) => {
     if (!client.grantTypeAllowed('refresh_token')) return false;
     if (REFRESH_POLICY === 'never') return false;
-    if (REFRESH_POLICY === 'always') return true;
-    return code.scopes.has('offline_access');
+    if (REFRESH_POLICY === 'grant_type') return true;
+    return source.scopes.has('offline_access');
   },
+  // Refresh tokens outlive the AS browser session (the stock rule ties them
+  // to it unless offline_access was granted).
+  expiresWithSession: async () => false,
   // Rotation: every refresh of a public (token_endpoint_auth_method none),
   // non-sender-constrained client spends the presented refresh token and
   // issues a new one (this is also oidc-provider's default rule). Presenting a
@@ -227,20 +253,61 @@ provider.use(async (ctx, next) => {
       entry.scope = ctx.body.scope;
     }
   }
+  if (ctx.path === '/reg' && ctx.method === 'POST' && ctx.oidc?.body && typeof ctx.oidc.body === 'object') {
+    // The client metadata as sent (a public client's registration carries no secret).
+    const { client_secret: _s, jwks: _j, ...requested } = ctx.oidc.body;
+    entry.requested = requested;
+  }
   if (ctx.path === '/reg' && ctx.method === 'POST' && ctx.status === 201) {
-    entry.clientId = ctx.body?.client_id;
+    const b = ctx.body;
+    entry.clientId = b.client_id;
+    entry.client = {
+      application_type: b.application_type,
+      client_name: b.client_name,
+      grant_types: b.grant_types,
+      response_types: b.response_types,
+      redirect_uris: b.redirect_uris,
+      token_endpoint_auth_method: b.token_endpoint_auth_method,
+      scope: b.scope,
+      has_client_secret: typeof b.client_secret === 'string',
+    };
+  }
+  if (ctx.path === '/auth' && ctx.oidc?.params) {
+    // The authorization request as the AS parsed it (no state, no challenge).
+    const p = ctx.oidc.params;
+    entry.clientId = p.client_id;
+    entry.params = {
+      response_type: p.response_type,
+      redirect_uri: p.redirect_uri,
+      scope: p.scope,
+      resource: p.resource,
+      prompt: p.prompt,
+      code_challenge_method: p.code_challenge_method,
+      has_code_challenge: typeof p.code_challenge === 'string',
+      has_state: typeof p.state === 'string',
+    };
+  }
+  if (ctx.path === '/token/revocation' && ctx.method === 'POST') {
+    entry.tokenTypeHint = ctx.oidc?.params?.token_type_hint;
   }
   if (ctx.status >= 400 && ctx.body && typeof ctx.body === 'object' && ctx.body.error) {
     entry.error = ctx.body.error;
     entry.errorDescription = ctx.body.error_description;
   }
+  // oidc-provider keeps the reason out of the response; the error events
+  // below put it here.
+  if (ctx.state.errorDetail) entry.errorDetail = ctx.state.errorDetail;
   asRequests.push(entry);
   log('AS', entry.method, entry.path, entry.status, entry.grantType ?? '', entry.error ?? '');
 });
 
 provider.on('server_error', (ctx, err) => console.error('[peer] AS server_error', ctx.path, err));
-provider.on('grant.error', (ctx, err) => log('AS grant.error', err.error, err.error_description));
-provider.on('registration_create.error', (ctx, err) => console.error('[peer] AS registration error', err.error, err.error_description));
+for (const event of ['grant.error', 'registration_create.error', 'authorization.error', 'revocation.error', 'introspection.error']) {
+  provider.on(event, (ctx, err) => {
+    ctx.state.errorDetail = err.error_detail || err.error_description || err.message;
+    log(`AS ${event}`, err.error, ctx.state.errorDetail);
+  });
+}
 
 function asCounts() {
   const counts = { registration: 0, authorization: 0, token: {}, tokenErrors: {}, revocation: 0 };
@@ -330,12 +397,16 @@ rsServer.on('request', async (req, res) => {
   const path = req.url.split('?')[0];
   try {
     if (path === '/__test/requests' && req.method === 'GET') return sendJson(res, 200, rsRequests);
-    if (req.method === 'GET' && (path === '/.well-known/oauth-protected-resource/mcp')) {
-      return sendJson(res, 200, prm, { 'Access-Control-Allow-Origin': '*' });
+    if (req.method === 'GET' && path === '/.well-known/oauth-protected-resource/mcp') {
+      rsRequests.push({ seq: ++seq, at: Date.now(), method: req.method, path, status: 200 });
+      return sendJson(res, 200, prm);
     }
-    if (path !== '/mcp') return sendJson(res, 404, { error: 'not_found' });
+    if (path !== '/mcp') {
+      rsRequests.push({ seq: ++seq, at: Date.now(), method: req.method, path, status: 404 });
+      return sendJson(res, 404, { error: 'not_found' });
+    }
 
-    const entry = { seq: ++seq, at: Date.now(), method: req.method };
+    const entry = { seq: ++seq, at: Date.now(), method: req.method, path };
     rsRequests.push(entry);
     const done = (status, extra = {}) => {
       Object.assign(entry, { status }, extra);
@@ -395,6 +466,7 @@ const ready = {
   accessTokenTtl: AT_TTL,
   refreshPolicy: REFRESH_POLICY,
   scopes: RS_SCOPES,
+  asListsResourceScopes: AS_LISTS_RS_SCOPES,
 };
 process.stdout.write(`${JSON.stringify(ready)}\n`);
 
@@ -407,3 +479,8 @@ function shutdown() {
 }
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
+if (process.env.OIDC_EXIT_ON_STDIN_EOF === '1') {
+  process.stdin.on('end', shutdown);
+  process.stdin.on('error', shutdown);
+  process.stdin.resume();
+}
