@@ -211,6 +211,7 @@ impl App {
             seed = crate::oauth::challenge::parse(&h);
         }
         let (resource, server, prm_scopes) = self.discover(config, seed.as_ref()).await?;
+        tracing::debug!(server = %name, %resource, issuer = %server.issuer, "discovered");
         let step_up = self.with_runtime(name, |rt| rt.step_up.clone()).flatten();
         let scope = choose_scope(
             explicit,
@@ -225,6 +226,7 @@ impl App {
         let (client, listener) = self
             .client_and_listener(config, &server, record.as_ref(), scope.as_deref())
             .await?;
+        tracing::debug!(server = %name, client = %client.client_id, kind = ?client.kind, redirect = %listener.redirect_uri, scope = ?scope, "client chosen");
 
         // 5. The authorization request.
         let pending = flow::start(

@@ -62,6 +62,11 @@ pub fn start(
         q.append_pair("resource", resource);
         if let Some(scope) = scope.filter(|s| !s.is_empty()) {
             q.append_pair("scope", scope);
+            // OpenID Connect Core §11: servers ignore offline_access
+            // without prompt=consent, and then issue no refresh token.
+            if scope.split(' ').any(|s| s == "offline_access") {
+                q.append_pair("prompt", "consent");
+            }
         }
     }
     Ok(PendingAuthorization {

@@ -28,7 +28,29 @@ pub fn auth_method(server: &AuthServer, has_secret: bool) -> String {
 }
 
 /// RFC 7591 §3: registers a native public client for `redirect_uri`.
+///
+/// Some servers want the scopes at registration, others (oidc-provider)
+/// accept only their own scopes there and answer `invalid_client_metadata`;
+/// `scope` is optional in RFC 7591 §2, so that answer gets one retry
+/// without it.
 pub async fn register(
+    http: &reqwest::Client,
+    server: &AuthServer,
+    redirect_uri: &str,
+    scope: Option<&str>,
+) -> Result<ClientRegistration, OAuthError> {
+    match register_once(http, server, redirect_uri, scope).await {
+        Err(OAuthError::Refused { error, .. })
+            if error == "invalid_client_metadata" && scope.is_some() =>
+        {
+            tracing::info!(issuer = %server.issuer, "registration refused the scopes; registering without them");
+            register_once(http, server, redirect_uri, None).await
+        }
+        other => other,
+    }
+}
+
+async fn register_once(
     http: &reqwest::Client,
     server: &AuthServer,
     redirect_uri: &str,

@@ -105,10 +105,15 @@ pub struct TokenSet {
 
 impl TokenSet {
     /// Whether the access token is still usable `margin_ms` from `now_ms`.
-    /// Unknown expiry counts as usable until a server rejects it.
+    /// Unknown expiry counts as usable until a server rejects it. The
+    /// margin is capped at half the token's lifetime: a server issuing
+    /// 60-second tokens must not cause a refresh on every request.
     pub fn access_valid_at(&self, now_ms: i64, margin_ms: i64) -> bool {
         match self.expires_at {
-            Some(at) => at > now_ms.saturating_add(margin_ms),
+            Some(at) => {
+                let lifetime = at.saturating_sub(self.obtained_at).max(0);
+                at > now_ms.saturating_add(margin_ms.min(lifetime / 2))
+            }
             None => true,
         }
     }
@@ -196,6 +201,9 @@ mod tests {
         t.expires_at = Some(10_000);
         assert!(t.access_valid_at(0, 5_000));
         assert!(!t.access_valid_at(6_000, 5_000));
+        // A 10 s token asked to last 60 s: the margin is capped at 5 s.
+        assert!(t.access_valid_at(4_000, 60_000));
+        assert!(!t.access_valid_at(5_000, 60_000));
         t.expires_at = None;
         assert!(t.access_valid_at(i64::MAX, 60_000));
     }
