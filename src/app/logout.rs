@@ -4,7 +4,7 @@
 
 use super::App;
 use crate::error::Error;
-use crate::oauth::token;
+use crate::oauth::{OAuthError, token};
 use crate::status::Status;
 use std::time::Duration;
 
@@ -46,10 +46,21 @@ impl App {
                     "access_token",
                 )
                 .await;
-                if let Err(e) = &r {
-                    tracing::warn!(server = %name, error = %e, "revoking the access token failed");
-                }
-                revoked = all_ok && r.is_ok();
+                // RFC 7009 §2.2.1: a server may decline to revoke a token
+                // type (self-contained JWT access tokens just expire); that
+                // is not a failed logout.
+                let access_ok = match &r {
+                    Ok(()) => true,
+                    Err(OAuthError::Refused { error, .. }) if error == "unsupported_token_type" => {
+                        tracing::info!(server = %name, "the server does not revoke access tokens; it expires on its own");
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(server = %name, error = %e, "revoking the access token failed");
+                        false
+                    }
+                };
+                revoked = all_ok && access_ok;
             }
         }
         // Local deletion happens whatever revocation did; the registration

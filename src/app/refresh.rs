@@ -148,7 +148,11 @@ impl App {
             }
         });
         self.publish_changes();
-        result
+        // The status inside an error must be the one after the refresh.
+        match result {
+            Err(Error::AuthorizationRequired(_)) => Err(self.authorization_required(name)),
+            other => other,
+        }
     }
 
     async fn refresh_steps(

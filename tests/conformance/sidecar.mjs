@@ -10,6 +10,8 @@ export class Sidecar {
     this.notifications = [];
     this.buf = Buffer.alloc(0);
     this.proc.stdout.on('data', (chunk) => this.#onData(chunk));
+    // A killed sidecar closes its stdin: writing then must not crash us.
+    this.proc.stdin.on('error', () => {});
     this.exited = new Promise((resolve) => this.proc.on('exit', resolve));
   }
 
@@ -67,10 +69,11 @@ export class Sidecar {
   }
 
   async close() {
-    try {
-      await this.call('shutdown', null);
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      const answered = this.call('shutdown', null);
+      await Promise.race([answered, this.exited, new Promise((r) => setTimeout(r, 3000))]);
       this.notify('exit', null);
-    } catch {}
+    }
     await Promise.race([this.exited, new Promise((r) => setTimeout(r, 3000))]);
     this.proc.kill();
   }

@@ -52,6 +52,9 @@
 //   <rs>/__test/requests        every /mcp and PRM request: {seq, at, method, path,
 //                                status, error?, aud?, sub?, clientId?, jti?, scope?, rpc?}
 //   POST <issuer>/__test/reset  clears both logs
+//   POST <issuer>/__test/delay?before=MS&after=MS
+//                               delays token responses before or after the AS
+//                               handles them (0 turns a delay off)
 // The logs never hold token values.
 
 import * as http from 'node:http';
@@ -323,9 +326,35 @@ function asCounts() {
   return counts;
 }
 
+// Test control: delay token responses, before the AS handles the request
+// (nothing is spent yet) or after (a refresh token is already rotated when
+// the client is, say, killed while waiting).
+const tokenDelay = { before: 0, after: 0 };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+provider.use(async (ctx, next) => {
+  const delayed = ctx.path === '/token' && ctx.method === 'POST';
+  if (delayed && tokenDelay.before) {
+    await sleep(tokenDelay.before);
+    // The client died while the request was held back: as if it never
+    // reached the AS, nothing is spent.
+    if (ctx.req.socket.destroyed) {
+      ctx.status = 499;
+      return;
+    }
+  }
+  await next();
+  if (delayed && tokenDelay.after) await sleep(tokenDelay.after);
+});
+
 const providerCallback = provider.callback();
 asServer.on('request', (req, res) => {
   const path = req.url.split('?')[0];
+  if (path === '/__test/delay' && req.method === 'POST') {
+    const q = new URL(req.url, issuer).searchParams;
+    tokenDelay.before = Number(q.get('before') || 0);
+    tokenDelay.after = Number(q.get('after') || 0);
+    return sendJson(res, 200, tokenDelay);
+  }
   if (path === '/__test/requests' && req.method === 'GET') return sendJson(res, 200, asRequests);
   if (path === '/__test/counts' && req.method === 'GET') return sendJson(res, 200, asCounts());
   if (path === '/__test/reset' && req.method === 'POST') {

@@ -1,0 +1,170 @@
+// Shared by the oidc-provider peer suites: starts server.mjs (oidc-provider
+// plus a JWT-checking MCP resource server) and real sidecar processes on a
+// temp home, with timeouts on everything.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, readFileSync, existsSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import * as jose from 'jose';
+import { Sidecar } from '../../conformance/sidecar.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const BIN = process.env.MCP_AUTH_SIDECAR_BIN;
+export const STEP_TIMEOUT = 60_000;
+
+// ---------------------------------------------------------------- helpers
+
+export function withTimeout(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Starts server.mjs; resolves with its ready line and a stop(). */
+export async function startPeer(env = {}) {
+  const proc = spawn(process.execPath, [join(here, 'server.mjs')], {
+    env: { ...process.env, ...env, OIDC_EXIT_ON_STDIN_EOF: '1' },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const lines = createInterface({ input: proc.stdout });
+  const first = new Promise((resolve) => lines.once('line', resolve));
+  const line = await withTimeout(
+    Promise.race([first, exited.then((e) => { throw new Error(`server.mjs exited early: ${JSON.stringify(e)}`); })]),
+    15_000,
+    'server.mjs ready line',
+  );
+  const info = JSON.parse(line);
+  return {
+    info,
+    async stop() {
+      proc.kill('SIGTERM');
+      await withTimeout(exited, 5_000, 'server.mjs exit').catch(() => proc.kill('SIGKILL'));
+    },
+  };
+}
+
+export async function getJson(url) {
+  const res = await withTimeout(fetch(url), 10_000, `GET ${url}`);
+  assert.equal(res.status, 200, `GET ${url}`);
+  return res.json();
+}
+
+export const asCounts = (peer) => getJson(`${peer.info.asControl}/counts`);
+export const asRequests = (peer) => getJson(`${peer.info.asControl}/requests`);
+
+/** A sidecar process on `dirs`, initialized with one server `peer`. */
+export async function startSidecar(dirs, mcpUrl) {
+  const sidecar = new Sidecar(BIN, {
+    ...process.env,
+    HOME: dirs.home,
+    XDG_CONFIG_HOME: join(dirs.home, '.config'),
+    XDG_DATA_HOME: join(dirs.home, '.local', 'share'),
+    XDG_STATE_HOME: join(dirs.home, '.local', 'state'),
+    XDG_CACHE_HOME: join(dirs.home, '.cache'),
+    MCP_AUTH_SIDECAR_HOME: dirs.sidecarHome,
+    MCP_AUTH_SIDECAR_LOG: process.env.MCP_AUTH_SIDECAR_LOG || 'info',
+    // Read by browser.mjs, which the sidecar spawns with its environment.
+    BROWSER_LOG: dirs.browserLog,
+  });
+  const init = await withTimeout(
+    sidecar.ok('initialize', {
+      processId: process.pid,
+      clientInfo: { name: 'oidc-peer-test', version: '1' },
+      capabilities: {},
+      initializationOptions: {
+        storage: 'file',
+        discoverConfigFiles: false,
+        browser: [process.execPath, join(here, 'browser.mjs')],
+        servers: { peer: { url: mcpUrl } },
+      },
+    }),
+    STEP_TIMEOUT,
+    'initialize',
+  );
+  assert.deepEqual(init.capabilities?.experimental?.mcpAuth, { version: 1 });
+  sidecar.notify('initialized', {});
+  return sidecar;
+}
+
+export const rpc = (sidecar, method, params, ms = STEP_TIMEOUT) => withTimeout(sidecar.ok(method, params), ms, method);
+
+/** One JSON-RPC POST to the MCP endpoint. */
+export async function mcpPost(url, token, message) {
+  const headers = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await withTimeout(
+    fetch(url, { method: 'POST', headers, body: JSON.stringify(message) }),
+    10_000,
+    `POST ${url}`,
+  );
+  const text = await res.text();
+  return { status: res.status, www: res.headers.get('www-authenticate'), body: text ? JSON.parse(text) : null };
+}
+
+export const initializeMessage = (id) => ({
+  jsonrpc: '2.0',
+  id,
+  method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'oidc-peer-test', version: '1' } },
+});
+
+export function browserHops(dirs) {
+  if (!existsSync(dirs.browserLog)) return [];
+  return readFileSync(dirs.browserLog, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+/** A peer and a temp home for sidecars, torn down after `t`. */
+export async function scenario(t, peerEnv) {
+  assert.ok(BIN, 'set MCP_AUTH_SIDECAR_BIN to the sidecar binary');
+  assert.ok(existsSync(BIN), `MCP_AUTH_SIDECAR_BIN does not exist: ${BIN}`);
+  const peer = await startPeer(peerEnv);
+  const root = mkdtempSync(join(tmpdir(), 'mcp-auth-oidc-peer-'));
+  const dirs = {
+    home: join(root, 'home'),
+    sidecarHome: join(root, 'sidecar-home'),
+    browserLog: join(root, 'browser.jsonl'),
+  };
+  mkdirSync(dirs.home, { recursive: true });
+  const sidecars = [];
+  t.after(async () => {
+    for (const s of sidecars) await s.close().catch(() => {});
+    await peer.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+  return {
+    peer,
+    info: peer.info,
+    dirs,
+    async sidecar() {
+      const s = await startSidecar(dirs, peer.info.mcp);
+      sidecars.push(s);
+      return s;
+    },
+    async close(s) {
+      await s.close();
+      sidecars.splice(sidecars.indexOf(s), 1);
+    },
+  };
+}
+
+/** mcp/authorize; a refusal is reported with what the AS saw. */
+export async function authorize(sidecar, peer, params) {
+  try {
+    return await rpc(sidecar, 'mcp/authorize', params);
+  } catch (e) {
+    const log = await asRequests(peer).catch(() => []);
+    const relevant = log.filter((r) => r.path !== '/jwks' && !r.path.startsWith('/interaction/') && !r.path.startsWith('/auth/'));
+    e.message += `\nAS requests:\n${relevant.map((r) => JSON.stringify(r)).join('\n')}`;
+    throw e;
+  }
+}
+
+export const refreshCount = (counts) => counts.token.refresh_token || 0;
