@@ -6,4 +6,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 (cd "$root/tests/conformance" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 (cd "$root" && cargo build --locked --quiet)
 export PATH="$root/tests/conformance/node_modules/.bin:$PATH"
-export MCP_AUTH_SIDECAR_BIN="$root/target/debug/mcp-auth-sidecar"
+export MCP_AUTH_SIDECAR_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/mcp-auth-sidecar"
+if [ ! -x "$MCP_AUTH_SIDECAR_BIN" ]; then
+  echo "node-env.sh: no sidecar binary at $MCP_AUTH_SIDECAR_BIN" >&2
+  exit 1
+fi
