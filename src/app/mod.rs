@@ -123,6 +123,8 @@ pub struct App {
     options: Options,
     /// Keeps the store watcher alive (see `watch.rs`).
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    /// Signalled whenever the watcher re-read changed records.
+    record_changed: tokio::sync::Notify,
 }
 
 /// A valid access token handed to the editor (SPEC §3.2 `mcp/accessToken`).
@@ -184,6 +186,7 @@ impl App {
             events,
             options,
             watcher: Mutex::new(None),
+            record_changed: tokio::sync::Notify::new(),
         });
         {
             let mut inner = app.lock();

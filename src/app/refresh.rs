@@ -118,6 +118,7 @@ impl App {
     }
 
     async fn refresh_transaction(&self, name: &str, min_validity: Duration) -> Result<(), Error> {
+        tracing::debug!(server = %name, "refresh transaction starts");
         let url = self.config_of(name)?.url;
         let stale = {
             let inner = self.lock();
@@ -163,8 +164,24 @@ impl App {
         min_validity: Duration,
     ) -> Result<(), Error> {
         let margin = i64::try_from(min_validity.as_millis()).unwrap_or(i64::MAX);
-        // 1. The credential's lock, across processes.
-        let _lock = self.credential_lock(url, LOCK_BOUND).await?;
+        // 1. The credential's lock, across processes. While we wait, the
+        // store watcher may show that the holder stored a new token: adopt
+        // it at once instead of queueing for the lock only to read it.
+        let lock = self.credential_lock(url, LOCK_BOUND);
+        tokio::pin!(lock);
+        let _lock = loop {
+            let changed = self.record_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.replaced_in_memory(url, stale, margin) {
+                tracing::debug!(server = %name, "adopted a token another instance refreshed");
+                return Ok(());
+            }
+            tokio::select! {
+                held = &mut lock => break held?,
+                () = &mut changed => {}
+            }
+        };
 
         // 2. Re-read: someone may have refreshed while we waited.
         let record = self.reload(url).await?;
@@ -196,6 +213,7 @@ impl App {
         };
 
         // 3. The refresh request, retried only while failures are transient.
+        tracing::debug!(server = %name, "sending the refresh request");
         let mut attempt = 0;
         let outcome = loop {
             let result = token::refresh(
@@ -259,6 +277,20 @@ impl App {
             Err(e) => Err(super::authorize::oauth_error(e)),
         }
         // 6. The lock is released as `_lock` drops.
+    }
+
+    /// Whether memory already holds a token other than `stale` that is good
+    /// for `margin_ms` (stored by another instance, seen by the watcher).
+    fn replaced_in_memory(&self, url: &str, stale: Option<&str>, margin_ms: i64) -> bool {
+        let inner = self.lock();
+        inner
+            .records
+            .get(url)
+            .and_then(|r| r.tokens.as_ref())
+            .is_some_and(|t| {
+                stale != Some(fingerprint(&t.access_token).as_str())
+                    && t.access_valid_at(now_ms(), margin_ms)
+            })
     }
 
     pub(super) fn authorization_required(&self, name: &str) -> Error {

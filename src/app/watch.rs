@@ -72,5 +72,6 @@ impl App {
             }
         }
         self.publish_changes();
+        self.record_changed.notify_waiters();
     }
 }
