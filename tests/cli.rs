@@ -175,6 +175,19 @@ fn login_accepts_a_pasted_callback_and_token_prints_it() {
     assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "cli-token");
     let out = env
         .command(false)
+        .args(["logout", &url, "--storage", "file"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("signed out"));
+    let out = env
+        .command(false)
+        .args(["token", &url, "--storage", "file"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "no token after logout");
+    let out = env
+        .command(false)
         .args(["token", "https://other.example/mcp", "--storage", "file"])
         .output()
         .unwrap();

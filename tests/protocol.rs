@@ -210,3 +210,43 @@ fn slow_requests_never_delay_a_status_request() {
     drop(s);
     let _ = Duration::ZERO;
 }
+
+/// Context switches of every thread of `pid` (Linux).
+fn context_switches(pid: u32) -> std::collections::HashMap<String, u64> {
+    let mut out = std::collections::HashMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks") {
+        let task = task.expect("task").path();
+        let Ok(status) = std::fs::read_to_string(task.join("status")) else {
+            continue;
+        };
+        let count: u64 = status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split(':').nth(1)?.trim().parse::<u64>().ok())
+            .sum();
+        out.insert(task.display().to_string(), count);
+    }
+    out
+}
+
+/// SPEC §6: no refresh timers — an idle sidecar makes no periodic wake-ups
+/// (the store watcher sleeps in the kernel). Counts events, not time: any
+/// timer at 1 Hz or faster would show here.
+#[test]
+fn an_idle_sidecar_never_wakes_up() {
+    let env = Env::new();
+    let mut s = env.spawn();
+    s.initialize(json!({"storage": "file", "discoverConfigFiles": false,
+        "servers": {"x": {"url": "https://x.example/mcp"}}}));
+    s.ok("mcp/authStatus", json!({}));
+    std::thread::sleep(Duration::from_millis(500));
+    let before = context_switches(s.child.id());
+    std::thread::sleep(Duration::from_secs(3));
+    let after = context_switches(s.child.id());
+    let woke: Vec<_> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k).copied().unwrap_or(0) < **v)
+        .collect();
+    assert!(woke.is_empty(), "threads woke while idle: {woke:?}");
+    s.shutdown();
+}

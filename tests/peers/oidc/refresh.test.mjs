@@ -202,3 +202,24 @@ test('logout revokes at the AS, and every other instance reports unauthenticated
   assert.equal(refused.length, 1);
   assert.equal(refused[0].error, 'invalid_grant');
 });
+
+test('a cancelled request does not abandon its refresh: it completes and is persisted', { timeout: 120_000 }, async (t) => {
+  const { s, first: a } = await authorized(t);
+  await untilExpired(a);
+  await delay(s, { before: 1000 });
+  const id = a.nextId;
+  const answer = a.call('mcp/accessToken', { server: 'peer' });
+  await sleep(300); // the refresh request is at the AS now
+  a.notify('$/cancelRequest', { id });
+  assert.equal((await answer).error?.code, -32800, 'the request was cancelled');
+  await sleep(1500); // the AS answers; the refresh goes on without the request
+  await delay(s, {});
+  // A new instance finds the refreshed token in storage: no second refresh.
+  const b = await s.sidecar();
+  const token = await rpc(b, 'mcp/accessToken', { server: 'peer' });
+  const refreshes = (await asRequests(s.peer)).filter((x) => x.grantType === 'refresh_token');
+  assert.equal(refreshes.length, 1, JSON.stringify(refreshes));
+  assert.equal(refreshes[0].status, 200);
+  const r = await mcpPost(s.info.mcp, token.accessToken, initializeMessage(1));
+  assert.equal(r.status, 200);
+});
