@@ -5,122 +5,10 @@
 
 mod common;
 
-use common::{Env, Route, RouteStub, Sidecar};
-use serde_json::{Value, json};
+use common::Env;
+use common::mock_as::*;
+use serde_json::json;
 use std::time::Duration;
-
-/// A resource + authorization server on one origin. `tweak` edits the AS
-/// metadata, `resource` is what the PRM claims.
-fn stub(tweak: impl FnOnce(&mut Value, &str), resource: Option<&str>) -> RouteStub {
-    stub_issuing(
-        tweak,
-        resource,
-        json!({"access_token": "at-from-stub", "token_type": "Bearer", "expires_in": 3600, "refresh_token": "rt-from-stub", "scope": "mcp:read"}),
-    )
-}
-
-/// Like [`stub`], with the token endpoint answering `token`.
-fn stub_issuing(
-    tweak: impl FnOnce(&mut Value, &str),
-    resource: Option<&str>,
-    token: Value,
-) -> RouteStub {
-    let resource = resource.map(str::to_owned);
-    RouteStub::start(move |base| {
-        let mut meta = json!({
-            "issuer": base,
-            "authorization_endpoint": format!("{base}/authorize"),
-            "token_endpoint": format!("{base}/token"),
-            "registration_endpoint": format!("{base}/register"),
-            "revocation_endpoint": format!("{base}/revoke"),
-            "code_challenge_methods_supported": ["S256"],
-            "authorization_response_iss_parameter_supported": true,
-            "token_endpoint_auth_methods_supported": ["none"]
-        });
-        tweak(&mut meta, base);
-        vec![
-            Route {
-                method: "POST",
-                path: "/mcp".into(),
-                status: 401,
-                headers: vec![(
-                    "WWW-Authenticate".into(),
-                    format!(
-                        r#"Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp", scope="mcp:read""#
-                    ),
-                )],
-                body: String::new(),
-            },
-            Route::json(
-                "GET",
-                "/.well-known/oauth-protected-resource/mcp",
-                200,
-                json!({
-                    "resource": resource.unwrap_or(format!("{base}/mcp")),
-                    "authorization_servers": [base],
-                }),
-            ),
-            Route::json("GET", "/.well-known/oauth-authorization-server", 200, meta),
-            Route::json(
-                "POST",
-                "/register",
-                201,
-                json!({"client_id": "dyn-client", "token_endpoint_auth_method": "none"}),
-            ),
-            Route::json("POST", "/revoke", 200, json!({})),
-            Route::json("POST", "/token", 200, token),
-        ]
-    })
-}
-
-fn start(env: &Env, url: &str, extra: Value) -> Sidecar {
-    let mut s = env.spawn();
-    let mut server = json!({"url": url});
-    if let (Some(obj), Some(more)) = (server.as_object_mut(), extra.as_object()) {
-        obj.extend(more.clone());
-    }
-    s.initialize(json!({
-        "storage": "file", "discoverConfigFiles": false, "browser": "none",
-        "authorizationTimeout": 30, "servers": {"srv": server}
-    }));
-    s
-}
-
-/// Starts `mcp/authorize` and returns its id and the authorization URL.
-fn begin(s: &mut Sidecar) -> (i64, url::Url) {
-    let id = s.start("mcp/authorize", json!({"server": "srv"}));
-    let pending = s
-        .wait_notification("mcp/authorizationPending", common::WAIT)
-        .expect("authorizationPending");
-    (
-        id,
-        url::Url::parse(pending["params"]["url"].as_str().unwrap()).unwrap(),
-    )
-}
-
-fn param(url: &url::Url, key: &str) -> String {
-    url.query_pairs()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
-
-fn callback(auth: &url::Url, extra: &[(&str, &str)]) -> String {
-    let mut cb = url::Url::parse(&param(auth, "redirect_uri")).unwrap();
-    {
-        let mut q = cb.query_pairs_mut();
-        for (k, v) in extra {
-            q.append_pair(k, v);
-        }
-    }
-    cb.to_string()
-}
-
-fn stored_files(env: &Env) -> usize {
-    std::fs::read_dir(env.sidecar_home().join("store/file/records"))
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
 
 #[test]
 fn paste_flow_authorizes_and_persists_and_a_wrong_state_is_refused() {
@@ -382,23 +270,6 @@ fn a_second_instance_joins_the_flow_in_progress() {
     assert_eq!(ta["accessToken"], tb["accessToken"]);
     a.shutdown();
     b.shutdown();
-}
-
-fn authorize_by_paste(s: &mut Sidecar, as_: &RouteStub) {
-    let (id, auth) = begin(s);
-    let cb = callback(
-        &auth,
-        &[
-            ("code", "c"),
-            ("state", &param(&auth, "state")),
-            ("iss", &as_.base),
-        ],
-    );
-    s.ok(
-        "mcp/completeAuthorization",
-        json!({"server": "srv", "callbackUrl": cb}),
-    );
-    assert_eq!(s.wait_response(&json!(id))["result"]["state"], "authorized");
 }
 
 #[test]

@@ -277,6 +277,11 @@ impl App {
             .await;
         reply.send(match &outcome {
             Ok(()) => Ok(()),
+            // The paster gets the authorization server's own error code.
+            Err(Error::AuthorizationFailed { error, description }) => Err((
+                error.clone(),
+                description.clone().unwrap_or_else(|| error.clone()),
+            )),
             Err(e) => Err(("authorization_failed".into(), e.to_string())),
         });
         outcome?;

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod mock_as;
 pub mod schemas;
 
 use serde_json::{Value, json};
@@ -432,6 +433,8 @@ pub struct Route {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// After this many hits, answer with this status and JSON body instead.
+    pub later: Option<(usize, u16, Value)>,
 }
 
 impl Route {
@@ -442,7 +445,14 @@ impl Route {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: body.to_string(),
+            later: None,
         }
+    }
+
+    /// From hit `n + 1` on, answer `status` with `body`.
+    pub fn after(mut self, n: usize, status: u16, body: Value) -> Self {
+        self.later = Some((n, status, body));
+        self
     }
 }
 
@@ -502,6 +512,11 @@ impl RouteStub {
                 };
                 let route = routes.iter().find(|r| r.method == method && r.path == path);
                 let (status, headers, body) = match route {
+                    Some(Route {
+                        later: Some((after, status, body)),
+                        headers,
+                        ..
+                    }) if n > *after => (*status, headers.clone(), body.to_string()),
                     // `{n}` numbers the answers of a route (distinct tokens).
                     Some(r) => (
                         r.status,
