@@ -40,7 +40,7 @@ fn transient_failures_are_retried_then_reported_and_tokens_are_kept() {
     assert_eq!(as_.count("POST /token"), 1 + 4);
     // The tokens are kept: a later success needs no new authorization.
     let st = s.ok("mcp/authStatus", json!({}));
-    assert_eq!(st["servers"][0]["expiresAt"].is_i64(), true, "{st}");
+    assert!(st["servers"][0]["expiresAt"].is_i64(), "{st}");
     s.shutdown();
     let mut s = start(&env, &format!("{}/mcp", as_.base), json!({}));
     assert_eq!(
