@@ -468,3 +468,64 @@ fn three_authorizations_without_an_accepted_token_then_fail() {
     }
     s.shutdown();
 }
+
+/// SPEC §3.4: `authorizing` "in this or another instance": an instance that
+/// is not involved shows the flow another instance runs, and its end.
+#[test]
+fn a_flow_in_another_instance_shows_as_authorizing() {
+    let env = Env::new();
+    let as_ = stub(|_, _| {}, None);
+    let url = format!("{}/mcp", as_.base);
+    let mut bystander = start(&env, &url, json!({}));
+    let mut a = start(&env, &url, json!({}));
+    let (id, auth) = begin(&mut a);
+    let n = loop {
+        let n = bystander
+            .wait_notification("mcp/authStatusChanged", common::WAIT)
+            .expect("the bystander sees the flow");
+        if n["params"]["state"] == "authorizing" {
+            break n;
+        }
+    };
+    assert!(
+        n["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another editor"),
+        "{n}"
+    );
+    let cb = callback(
+        &auth,
+        &[
+            ("code", "c"),
+            ("state", &param(&auth, "state")),
+            ("iss", &as_.base),
+        ],
+    );
+    a.ok(
+        "mcp/completeAuthorization",
+        json!({"server": "srv", "callbackUrl": cb}),
+    );
+    assert_eq!(a.wait_response(&json!(id))["result"]["state"], "authorized");
+    loop {
+        let n = bystander
+            .wait_notification("mcp/authStatusChanged", common::WAIT)
+            .expect("the bystander sees the end");
+        if n["params"]["state"] == "authorized" {
+            break;
+        }
+    }
+    let st = bystander.ok("mcp/authStatus", json!({}));
+    assert_eq!(st["servers"][0]["state"], "authorized", "{st}");
+
+    // A marker left by a killed instance is not mistaken for a live flow.
+    a.start("mcp/authorize", json!({"server": "srv", "force": true}));
+    a.wait_notification("mcp/authorizationPending", common::WAIT).expect("a second flow");
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    let mut late = start(&env, &url, json!({}));
+    let st = late.ok("mcp/authStatus", json!({}));
+    assert_eq!(st["servers"][0]["state"], "authorized", "{st}");
+    late.shutdown();
+    bystander.shutdown();
+}

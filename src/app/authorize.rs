@@ -158,6 +158,11 @@ impl App {
                 self.options.flow_timeout + Duration::from_secs(60),
             )
             .await?;
+        // Other instances show `authorizing` while this marker exists; it
+        // is declared after the lock, so it goes before the lock does.
+        let _marker = self.home.as_ref().and_then(|h| {
+            super::watch::FlowMarker::create(h, &crate::store::sealed::file_stem(&config.url))
+        });
         // 2. Tokens obtained meanwhile (a joined flow) or still good.
         let record = self.reload(&config.url).await?;
         if let Some(tokens) = record.as_ref().and_then(|r| r.tokens.as_ref()) {

@@ -76,6 +76,8 @@ struct Runtime {
     authorizing: bool,
     /// A refresh transaction of this instance is running.
     refreshing: bool,
+    /// Another instance runs an interactive flow for this credential.
+    authorizing_elsewhere: bool,
     /// Why the credential went away (a refused refresh token), shown with
     /// `unauthenticated`.
     notice: Option<String>,
@@ -435,9 +437,13 @@ impl App {
             status.scopes = tokens.scopes.clone();
             status.issuer = Some(tokens.issuer.clone());
         }
-        if rt.authorizing {
+        if rt.authorizing || rt.authorizing_elsewhere {
             status.state = AuthState::Authorizing;
-            status.message = Some("waiting for the authorization in the browser".into());
+            status.message = Some(if rt.authorizing {
+                "waiting for the authorization in the browser".into()
+            } else {
+                "another editor is waiting for the authorization in the browser".into()
+            });
             return status;
         }
         if rt.refreshing {

@@ -1,59 +1,150 @@
 //! Live status across instances (SPEC §3.3): every instance watches the
-//! store's records directory (inotify on Linux: the thread sleeps in the
-//! kernel, no polling, no timers) and re-reads a record when any process
-//! replaces or deletes it, then publishes what changed.
+//! store's records directory and the flow markers (inotify on Linux: the
+//! thread sleeps in the kernel, no polling, no timers). A changed record is
+//! re-read; a flow marker means another instance is authorizing that server
+//! (SPEC §3.4 `authorizing`, "in this or another instance").
 
 use super::App;
+use crate::home::Home;
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Where flow markers live, one per credential being authorized.
+pub(super) const FLOWS_DIR: &str = "flows";
+
+/// Exists while an instance runs an interactive flow for a credential; it
+/// is created under the credential's lock and removed before the lock is
+/// released, so a marker whose lock is free was left by a killed process.
+pub(super) struct FlowMarker(PathBuf);
+
+impl FlowMarker {
+    pub(super) fn create(home: &Home, stem: &str) -> Option<Self> {
+        let dir = home.dir(FLOWS_DIR).ok()?;
+        let path = dir.join(stem);
+        crate::home::private_file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .ok()?;
+        Some(Self(path))
+    }
+}
+
+impl Drop for FlowMarker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Whether a live instance holds the flow marked by `marker`: the marker
+/// exists and its credential lock is taken. A stale marker is removed.
+fn flow_alive(home: &Home, stem: &str) -> bool {
+    let marker = home.root().join(FLOWS_DIR).join(stem);
+    if !marker.exists() {
+        return false;
+    }
+    let lock = home.root().join("locks").join(format!("{stem}.lock"));
+    let Ok(file) = crate::home::open_private_file(&lock) else {
+        return false;
+    };
+    match file.try_lock() {
+        Ok(()) => {
+            // Nobody holds the lock: the marker's owner died.
+            let _ = std::fs::remove_file(&marker);
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+enum Change {
+    Record(String),
+    Flow(String),
+}
 
 impl App {
     /// Starts watching; the watcher lives as long as the app. Nothing to do
     /// for a memory store, which no other process shares.
     pub fn watch_store(self: &Arc<Self>) {
-        let Some(dir) = self.store.records_dir() else {
+        let (Some(records), Some(home)) = (self.store.records_dir(), self.home.clone()) else {
             return;
         };
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+        let Ok(flows) = home.dir(FLOWS_DIR) else {
+            return;
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Change>();
+        let flows_dir = flows.clone();
         let handler = move |event: notify::Result<notify::Event>| {
-            if let Ok(event) = event {
-                for path in event.paths {
-                    if path.extension().is_some_and(|e| e == "rec") {
-                        let _ = tx.send(path);
-                    }
+            let Ok(event) = event else { return };
+            for path in event.paths {
+                let stem = stem_of(&path);
+                if path.parent() == Some(flows_dir.as_path()) {
+                    let _ = tx.send(Change::Flow(stem));
+                } else if path.extension().is_some_and(|e| e == "rec") {
+                    let _ = tx.send(Change::Record(stem));
                 }
             }
         };
         let watcher = notify::recommended_watcher(handler).and_then(|mut w| {
-            notify::Watcher::watch(&mut w, &dir, notify::RecursiveMode::NonRecursive)?;
+            notify::Watcher::watch(&mut w, &records, notify::RecursiveMode::NonRecursive)?;
+            notify::Watcher::watch(&mut w, &flows, notify::RecursiveMode::NonRecursive)?;
             Ok(w)
         });
         match watcher {
             Ok(w) => *self.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(w),
             Err(e) => {
-                tracing::warn!(error = %e, dir = %dir.display(), "cannot watch the store; other instances' changes will not show here");
+                tracing::warn!(error = %e, "cannot watch the store; other instances' changes will not show here");
                 return;
             }
+        }
+        // Flows already running elsewhere when we started.
+        if let Ok(entries) = std::fs::read_dir(&flows) {
+            let stems: HashSet<String> = entries.flatten().map(|e| stem_of(&e.path())).collect();
+            self.refresh_flow_marks(&home, &stems);
         }
         let app = Arc::downgrade(self);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 // One rename makes several events: handle a burst once.
-                let mut stems = HashSet::new();
-                let mut add = |p: PathBuf| {
-                    if let Some(s) = p.file_stem() {
-                        stems.insert(s.to_string_lossy().into_owned());
-                    }
+                let (mut records, mut flows) = (HashSet::new(), HashSet::new());
+                let mut add = |c: Change| match c {
+                    Change::Record(s) => records.insert(s),
+                    Change::Flow(s) => flows.insert(s),
                 };
                 add(first);
-                while let Ok(p) = rx.try_recv() {
-                    add(p);
+                while let Ok(c) = rx.try_recv() {
+                    add(c);
                 }
                 let Some(app) = app.upgrade() else { break };
-                app.reload_changed(&stems).await;
+                if !flows.is_empty() {
+                    app.refresh_flow_marks(&home, &flows);
+                }
+                if !records.is_empty() {
+                    app.reload_changed(&records).await;
+                }
             }
         });
+    }
+
+    /// Re-evaluates whether another instance is authorizing the servers
+    /// whose credentials are `stems`, and publishes what changed.
+    fn refresh_flow_marks(&self, home: &Home, stems: &HashSet<String>) {
+        let alive: HashSet<&String> = stems.iter().filter(|s| flow_alive(home, s)).collect();
+        {
+            let mut inner = self.lock();
+            for entry in inner.servers.values_mut() {
+                let stem = crate::store::sealed::file_stem(&entry.server.config.url);
+                if stems.contains(&stem) {
+                    // Our own marker is not "elsewhere" (and our own lock
+                    // looks taken from here too).
+                    entry.runtime.authorizing_elsewhere =
+                        !entry.runtime.authorizing && alive.contains(&stem);
+                }
+            }
+        }
+        self.publish_changes();
     }
 
     async fn reload_changed(&self, stems: &HashSet<String>) {
@@ -74,4 +165,10 @@ impl App {
         self.publish_changes();
         self.record_changed.notify_waiters();
     }
+}
+
+fn stem_of(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
