@@ -270,14 +270,17 @@ async fn login(
     }
 }
 
+/// The app without a browser, and `server` resolved in it.
+async fn open_resolved(common: &Common, server: &str) -> Result<(Arc<App>, String), String> {
+    let app = open_app(common, None, Browser::None).await?;
+    let name = app.resolve(server).map_err(|e| e.to_string())?;
+    Ok((app, name))
+}
+
 async fn logout(server: String, revoke: bool, common: Common) -> ExitCode {
-    let app = match open_app(&common, None, Browser::None).await {
-        Ok(a) => a,
-        Err(e) => return fail(&e),
-    };
-    let name = match app.resolve(&server) {
-        Ok(n) => n,
-        Err(e) => return fail(&e.to_string()),
+    let (app, name) = match open_resolved(&common, &server).await {
+        Ok(found) => found,
+        Err(message) => return fail(&message),
     };
     match app.logout(&name, revoke).await {
         Ok((revoked, _)) => {
@@ -294,13 +297,9 @@ async fn logout(server: String, revoke: bool, common: Common) -> ExitCode {
 }
 
 async fn token(server: String, min_validity: u64, common: Common) -> ExitCode {
-    let app = match open_app(&common, None, Browser::None).await {
-        Ok(a) => a,
-        Err(e) => return fail(&e),
-    };
-    let name = match app.resolve(&server) {
-        Ok(n) => n,
-        Err(e) => return fail(&e.to_string()),
+    let (app, name) = match open_resolved(&common, &server).await {
+        Ok(found) => found,
+        Err(message) => return fail(&message),
     };
     match app
         .fresh_token(&name, std::time::Duration::from_secs(min_validity))

@@ -100,29 +100,16 @@ pub async fn get_json(
     http: &reqwest::Client,
     url: &str,
 ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, FetchError> {
-    let response = http
-        .get(url)
-        .header("Accept", "application/json")
-        .header("MCP-Protocol-Version", "2025-11-25")
-        .send()
-        .await
-        .map_err(|e| FetchError::Unreachable {
-            url: url.to_owned(),
-            reason: root_cause(&e),
-        })?;
-    let status = response.status();
+    let request = http.get(url).header("MCP-Protocol-Version", "2025-11-25");
+    let (status, doc) = send_json(url, request).await?;
     if status.is_server_error() {
         return Err(FetchError::Unreachable {
             url: url.to_owned(),
             reason: format!("HTTP {status}"),
         });
     }
-    if !status.is_success() {
-        return Ok(None);
-    }
-    let body = read_limited(url, response).await?;
-    Ok(match serde_json::from_slice(&body) {
-        Ok(serde_json::Value::Object(map)) => Some(map),
+    Ok(match doc {
+        serde_json::Value::Object(map) if status.is_success() => Some(map),
         _ => None,
     })
 }
