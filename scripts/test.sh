@@ -21,6 +21,9 @@ scripts/conformance.sh
 # Real peers: the MCP SDK's example OAuth server, oidc-provider.
 scripts/peers.sh
 
+# The editor integrations (Neovim headless, VS Code's transport and UI).
+scripts/editors.sh
+
 # The keyring tests, against a throw-away gnome-keyring on a private bus.
 dbus-run-session -- scripts/with-keyring.sh \
   cargo test --locked --test keyring -- --ignored

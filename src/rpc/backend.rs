@@ -176,10 +176,21 @@ impl Backend {
         let params: LogoutParams = parse_params(params).map_err(invalid_params)?;
         let app = self.app()?;
         let name = app.resolve(&params.server).map_err(rpc_err)?;
-        let (revoked, status) = app
-            .logout(&name, params.revoke.unwrap_or(true))
-            .await
-            .map_err(rpc_err)?;
+        // Revocation may already have happened when the request is
+        // cancelled (or the editor shuts down): finish, so the local
+        // deletion is never skipped (SPEC §3.2).
+        let task_app = app.clone();
+        let revoke = params.revoke.unwrap_or(true);
+        let task_name = name.clone();
+        let (revoked, status) =
+            tokio::spawn(async move { task_app.logout(&task_name, revoke).await })
+                .await
+                .map_err(|e| {
+                    rpc_err(Error::StorageUnavailable(
+                        std::io::Error::other(e.to_string()).into(),
+                    ))
+                })?
+                .map_err(rpc_err)?;
         Ok(LogoutResult {
             server: name,
             revoked,

@@ -1,0 +1,140 @@
+--- :checkhealth mcp_auth
+local M = {}
+
+local health = vim.health
+
+local function version_of(cmd)
+  local ok, obj = pcall(vim.system, { cmd[1], '--version' }, { text = true })
+  if not ok then
+    return nil, tostring(obj)
+  end
+  local res = obj:wait(5000)
+  if res.code ~= 0 then
+    return nil, ('exit code %d: %s'):format(res.code, vim.trim((res.stderr or '') .. (res.stdout or '')))
+  end
+  return vim.trim(res.stdout or '')
+end
+
+function M.check()
+  local config = require('mcp_auth.config')
+  local sidecar = require('mcp_auth.sidecar')
+  local mcp_auth = require('mcp_auth')
+  local commands = require('mcp_auth.commands')
+
+  health.start('mcp_auth: Neovim')
+  local v = vim.version()
+  if vim.fn.has('nvim-0.10') == 1 then
+    health.ok(('Neovim %d.%d.%d'):format(v.major, v.minor, v.patch))
+  else
+    health.error('Neovim >= 0.10 is required')
+  end
+  if config.setup_called then
+    health.ok("require('mcp_auth').setup() was called")
+  else
+    health.info("require('mcp_auth').setup() not called: defaults are used")
+  end
+
+  health.start('mcp_auth: sidecar binary')
+  local cmd = config.options.cmd
+  local exe = vim.fn.exepath(cmd[1])
+  if exe == '' then
+    health.error(('%s not found (opts.cmd = %s)'):format(cmd[1], vim.inspect(cmd)), {
+      'Install mcp-auth-sidecar (cargo install --path . in its repository) and put it on $PATH,',
+      "or point setup({ cmd = { '/path/to/mcp-auth-sidecar' } }) at it",
+    })
+    return
+  end
+  health.ok('found: ' .. exe)
+  local version, verr = version_of(cmd)
+  if version then
+    health.ok('version: ' .. version)
+  else
+    health.error(('`%s --version` failed: %s'):format(cmd[1], verr))
+  end
+
+  health.start('mcp_auth: sidecar process')
+  local was = sidecar.phase()
+  local servers, err, done = nil, nil, false
+  mcp_auth.refresh(function(list, e)
+    servers, err, done = list, e, true
+  end)
+  vim.wait(15000, function()
+    return done
+  end, 20)
+  if not done then
+    health.error('mcp-auth-sidecar did not answer mcp/authStatus within 15 s', { ':McpAuth log shows its output' })
+    return
+  end
+  if err then
+    health.error('mcp/authStatus failed: ' .. err, { ':McpAuth log shows its output' })
+    return
+  end
+  local info = sidecar.server_info and sidecar.server_info.serverInfo
+  health.ok(
+    ('running (pid %s%s)%s'):format(
+      tostring(sidecar.pid()),
+      info and (', ' .. tostring(info.name) .. ' ' .. tostring(info.version)) or '',
+      was == 'running' and '' or ', started for this check'
+    )
+  )
+  if sidecar.last_exit and sidecar.last_exit.code ~= 0 then
+    health.warn(
+      ('it exited before (code %d, signal %d) and was restarted'):format(
+        sidecar.last_exit.code or -1,
+        sidecar.last_exit.signal or 0
+      )
+    )
+  end
+
+  health.start('mcp_auth: storage')
+  local requested = config.options.storage or 'auto (default)'
+  local modes = {}
+  for _, s in ipairs(servers or {}) do
+    modes[s.storage] = true
+  end
+  local actual = vim.tbl_keys(modes)
+  table.sort(actual)
+  if #actual > 0 then
+    health.ok(('storage: %s (requested: %s)'):format(table.concat(actual, ', '), requested))
+    if modes.memory and config.options.storage ~= 'memory' then
+      health.warn('tokens are kept in memory only and are lost when Neovim exits')
+    end
+  else
+    health.info(('requested storage: %s (the mode in use is shown once a server is configured)'):format(requested))
+  end
+
+  health.start('mcp_auth: servers')
+  if not servers or #servers == 0 then
+    health.warn('no remote MCP servers configured', {
+      "setup({ servers = { name = { url = 'https://…/mcp' } } })",
+      'or an .mcp.json / .vscode/mcp.json / ~/.cursor/mcp.json file, see :help mcp_auth-servers',
+    })
+  end
+  for _, s in ipairs(servers or {}) do
+    local text = table.concat(commands.describe(s, { hint = false }), '\n')
+    if s.state == 'authorized' or s.state == 'not_required' or s.state == 'refreshing' then
+      health.ok(text)
+    elseif s.state == 'error' then
+      health.error(text, s.message and { s.message } or nil)
+    elseif s.state == 'unauthenticated' or s.state == 'step_up_required' then
+      health.warn(text, { ':McpAuth authorize ' .. s.server })
+    else
+      health.info(text)
+    end
+  end
+  health.info('status line: ' .. vim.inspect(mcp_auth.statusline()))
+
+  health.start('mcp_auth: remote use (SSH)')
+  if vim.fn.has('clipboard') == 1 then
+    health.ok('a clipboard provider exists: authorization URLs are also copied to the + register')
+  else
+    health.info('no clipboard provider: authorization URLs go to the unnamed register (") and are shown with vim.notify')
+  end
+  if vim.env.SSH_CONNECTION or vim.env.SSH_TTY then
+    health.info(
+      'running over SSH: open the URL on your machine and finish with :McpAuth paste <server>; see :help mcp_auth-ssh'
+    )
+  end
+end
+
+return M

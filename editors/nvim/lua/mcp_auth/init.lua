@@ -1,0 +1,417 @@
+--- mcp_auth: Neovim client of mcp-auth-sidecar (OAuth for remote MCP servers).
+---
+--- Public API (also documented in :help mcp_auth-api):
+---   setup(opts), statusline(opts), highlight(), status(), refresh(cb),
+---   token(server, cb, opts), headers(server, cb, opts), token_sync(server, timeout_ms),
+---   authorize(server, cb, opts), complete_authorization(server, url, cb),
+---   logout(server, cb, opts), handle_challenge(server, status, www_authenticate, cb),
+---   cancel(server), pending_url(server), servers(), request(method, params, cb),
+---   stop(), restart()
+local config = require('mcp_auth.config')
+local sidecar = require('mcp_auth.sidecar')
+local status = require('mcp_auth.status')
+
+local M = {}
+
+--- Error codes of SPEC §3.5.
+M.errors = {
+  AuthorizationRequired = 1001,
+  AuthorizationFailed = 1002,
+  DiscoveryFailed = 1003,
+  StorageUnavailable = 1004,
+  Timeout = 1005,
+  InsecureUrl = 1006,
+  RequestCancelled = -32800,
+  InvalidParams = -32602,
+  SidecarUnavailable = require('mcp_auth.rpc').PROCESS_EXITED,
+}
+
+local pending_urls = {} ---@type table<string, string>
+local inflight = {} ---@type table<string, table>  server -> authorize request handle
+
+local function noop() end
+
+local function check(name, value, expected)
+  if type(value) ~= expected then
+    error(('mcp_auth: %s must be a %s, got %s'):format(name, expected, type(value)), 3)
+  end
+end
+
+local function is_status(v)
+  return type(v) == 'table' and type(v.server) == 'string' and type(v.state) == 'string'
+end
+
+--- A one-line human message for a JSON-RPC error object.
+---@param err mcp_auth.RpcError
+---@return string
+function M.format_error(err)
+  if type(err) ~= 'table' then
+    return tostring(err)
+  end
+  local msg = tostring(err.message or 'unknown error')
+  if err.code == M.errors.AuthorizationFailed and type(err.data) == 'table' and err.data.error then
+    if not msg:find(err.data.error, 1, true) then
+      msg = ('%s (%s)'):format(msg, err.data.error)
+    end
+  end
+  return msg
+end
+
+--- Wraps a sidecar request: keeps the status cache in step with results and
+--- errors that carry a ServerStatus, converts errors for callbacks.
+local function call(method, params, on_result, cb)
+  cb = cb or noop
+  return sidecar.request(method, params, function(err, result)
+    if err then
+      if is_status(err.data) then
+        status.update(err.data)
+      end
+      cb(nil, M.format_error(err), err)
+      return
+    end
+    local ok, value, extra = pcall(on_result, result)
+    if not ok then
+      cb(nil, 'unexpected answer from mcp-auth-sidecar: ' .. tostring(value), { code = -32603, message = tostring(value) })
+      return
+    end
+    cb(value, nil, extra)
+  end)
+end
+
+---------------------------------------------------------------------------
+-- Notifications from the sidecar
+---------------------------------------------------------------------------
+
+sidecar.on('mcp/authStatusChanged', function(params)
+  status.update(params)
+end)
+
+sidecar.on('$/mcpAuth/down', function()
+  status.set_down(true)
+end)
+
+sidecar.on('mcp/authorizationPending', function(params)
+  if type(params) ~= 'table' or type(params.url) ~= 'string' then
+    return
+  end
+  local server, url = tostring(params.server), params.url
+  pending_urls[server] = url
+  local registers = {}
+  if vim.fn.has('clipboard') == 1 and pcall(vim.fn.setreg, '+', url) then
+    table.insert(registers, '+')
+  end
+  vim.fn.setreg('"', url)
+  table.insert(registers, '"')
+  if config.options.notify_pending ~= false then
+    local where = #registers == 2 and 'the + and " registers' or 'the " register'
+    vim.notify(
+      ('mcp_auth: authorize %s in your browser:\n%s\n(copied to %s. If your browser runs on another machine, '
+        .. 'open the URL there; if the final page does not load, copy its address and run :McpAuth paste %s)'):format(
+        server,
+        url,
+        where,
+        server
+      ),
+      vim.log.levels.INFO,
+      { title = 'mcp_auth' }
+    )
+  end
+end)
+
+sidecar.on('window/showMessage', function(params)
+  if type(params) ~= 'table' or type(params.message) ~= 'string' then
+    return
+  end
+  local levels = { vim.log.levels.ERROR, vim.log.levels.WARN, vim.log.levels.INFO, vim.log.levels.DEBUG }
+  vim.notify('mcp-auth-sidecar: ' .. params.message, levels[params.type] or vim.log.levels.INFO)
+end)
+
+-- Every (re)started sidecar: learn the state of every server (probe is
+-- bounded by a short timeout in the sidecar) so the status line is truthful.
+sidecar.on_ready(function()
+  status.set_down(false)
+  sidecar.request('mcp/authStatus', { probe = true }, function(err, result)
+    if not err and result and result.servers then
+      status.replace(result.servers)
+    end
+  end)
+end)
+
+vim.api.nvim_create_autocmd('VimLeavePre', {
+  group = vim.api.nvim_create_augroup('mcp_auth_exit', { clear = true }),
+  callback = function()
+    sidecar.stop(500)
+  end,
+})
+
+---------------------------------------------------------------------------
+-- Setup
+---------------------------------------------------------------------------
+
+--- Configures the plugin. Optional: without it the defaults are used.
+--- Unknown keys and bad values are reported with vim.notify and ignored.
+---@param opts? mcp_auth.Options
+function M.setup(opts)
+  config.set(opts)
+  require('mcp_auth.highlights').setup()
+  if sidecar.phase() ~= 'stopped' then
+    -- new options only take effect in a new process
+    sidecar.stop(1000)
+    status.clear()
+    pending_urls = {}
+    inflight = {}
+  end
+  if config.options.autostart then
+    M.refresh()
+  end
+end
+
+---------------------------------------------------------------------------
+-- Status
+---------------------------------------------------------------------------
+
+--- Short status-line text from the cache (never a request). See
+--- :help mcp_auth-statusline for the strings.
+---@param opts? { highlight?: boolean } highlight: wrap in %#McpAuth…# groups
+---@return string
+function M.statusline(opts)
+  return status.statusline(opts)
+end
+
+--- Highlight group matching statusline(): McpAuthOk/Warn/Error/Info.
+---@return string
+function M.highlight()
+  return status.highlight()
+end
+
+--- Cached ServerStatus list (or one server's status), no request.
+---@param server? string
+---@return mcp_auth.ServerStatus[]|mcp_auth.ServerStatus|nil
+function M.status(server)
+  if server then
+    local s = status.get(server)
+    return s and vim.deepcopy(s) or nil
+  end
+  return status.list()
+end
+
+--- mcp/authStatus (probe = true unless opts.probe == false); refreshes the
+--- cache. cb(servers, err).
+---@param cb? fun(servers: mcp_auth.ServerStatus[]?, err: string?, raw: table?)
+---@param opts? { server?: string, probe?: boolean }
+function M.refresh(cb, opts)
+  opts = opts or {}
+  local params = { probe = opts.probe ~= false, server = opts.server }
+  return call('mcp/authStatus', params, function(result)
+    local list = result and result.servers or {}
+    if opts.server then
+      for _, s in ipairs(list) do
+        status.update(s)
+      end
+    else
+      status.replace(list)
+    end
+    return list
+  end, cb)
+end
+
+--- Names of known servers: those in the cache plus those given to setup().
+---@return string[]
+function M.servers()
+  local seen, names = {}, {}
+  for _, s in ipairs(status.list()) do
+    seen[s.server] = true
+    table.insert(names, s.server)
+  end
+  for _, n in ipairs(config.server_names()) do
+    if not seen[n] then
+      table.insert(names, n)
+    end
+  end
+  table.sort(names)
+  return names
+end
+
+--- The last authorization URL announced for `server` (mcp/authorizationPending).
+---@param server string
+---@return string?
+function M.pending_url(server)
+  return pending_urls[server]
+end
+
+---------------------------------------------------------------------------
+-- Tokens (API for other plugins)
+---------------------------------------------------------------------------
+
+--- A currently valid access token for `server` (refreshed by the sidecar when
+--- it expires within opts.min_validity seconds, default 60).
+--- cb(token, err, raw): raw is the mcp/accessToken result on success, the
+--- JSON-RPC error object on failure (err.code 1001: authorization required).
+---@param server string
+---@param cb fun(token: string?, err: string?, raw: table?)
+---@param opts? { min_validity?: integer }
+function M.token(server, cb, opts)
+  check('server', server, 'string')
+  check('cb', cb, 'function')
+  opts = opts or {}
+  return call('mcp/accessToken', { server = server, minValiditySeconds = opts.min_validity }, function(result)
+    assert(type(result) == 'table' and type(result.accessToken) == 'string', 'no accessToken in result')
+    return result.accessToken, result
+  end, cb)
+end
+
+--- HTTP headers for an MCP request: cb({ Authorization = "Bearer …" }, err, raw).
+---@param server string
+---@param cb fun(headers: table<string,string>?, err: string?, raw: table?)
+---@param opts? { min_validity?: integer }
+function M.headers(server, cb, opts)
+  check('server', server, 'string')
+  check('cb', cb, 'function')
+  return M.token(server, function(token, err, raw)
+    if not token then
+      cb(nil, err, raw)
+      return
+    end
+    local scheme = (raw and raw.tokenType) or 'Bearer'
+    cb({ Authorization = scheme .. ' ' .. token }, nil, raw)
+  end, opts)
+end
+
+--- Blocking variant of token() for code that cannot take a callback; waits
+--- at most timeout_ms (default 10000). Not for fast (luv) callbacks.
+---@param server string
+---@param timeout_ms? integer
+---@return string? token, string? err
+function M.token_sync(server, timeout_ms)
+  local done, token, err = false, nil, nil
+  local handle = M.token(server, function(t, e)
+    done, token, err = true, t, e
+  end)
+  if not vim.wait(timeout_ms or 10000, function()
+    return done
+  end, 10) then
+    handle.cancel()
+    return nil, 'timed out waiting for mcp-auth-sidecar'
+  end
+  return token, err
+end
+
+--- Reports a 401/403 from the MCP server (mcp/handleChallenge).
+--- cb(result, err, raw) with result = { action = "retry"|"authorize"|"fail", status, scopes? }.
+---@param server string
+---@param http_status integer
+---@param www_authenticate? string
+---@param cb? fun(result: table?, err: string?, raw: table?)
+function M.handle_challenge(server, http_status, www_authenticate, cb)
+  return call(
+    'mcp/handleChallenge',
+    { server = server, status = http_status, wwwAuthenticate = www_authenticate },
+    function(result)
+      if result and is_status(result.status) then
+        status.update(result.status)
+      end
+      return result
+    end,
+    cb
+  )
+end
+
+---------------------------------------------------------------------------
+-- Authorization
+---------------------------------------------------------------------------
+
+--- Runs the authorization flow (mcp/authorize; waits for the browser).
+--- cb(status, err, raw).
+---@param server string
+---@param cb? fun(status: mcp_auth.ServerStatus?, err: string?, raw: table?)
+---@param opts? { scopes?: string[], force?: boolean }
+function M.authorize(server, cb, opts)
+  check('server', server, 'string')
+  opts = opts or {}
+  local handle
+  handle = call('mcp/authorize', { server = server, scopes = opts.scopes, force = opts.force }, function(result)
+    status.update(result)
+    return result
+  end, function(...)
+    if inflight[server] == handle then
+      inflight[server] = nil
+    end
+    ;(cb or noop)(...)
+  end)
+  inflight[server] = handle
+  return handle
+end
+
+--- Whether this instance has an mcp/authorize request in flight for `server`.
+function M.is_authorizing(server)
+  return inflight[server] ~= nil
+end
+
+--- Cancels this instance's mcp/authorize request for `server` ($/cancelRequest).
+---@return boolean cancelled
+function M.cancel(server)
+  local handle = inflight[server]
+  if not handle then
+    return false
+  end
+  inflight[server] = nil
+  handle.cancel()
+  return true
+end
+
+--- Completes a pending flow with the redirect URL copied from the browser
+--- (mcp/completeAuthorization; SSH / headless use). cb(status, err, raw).
+---@param server string
+---@param callback_url string
+---@param cb? fun(status: mcp_auth.ServerStatus?, err: string?, raw: table?)
+function M.complete_authorization(server, callback_url, cb)
+  check('server', server, 'string')
+  check('callback_url', callback_url, 'string')
+  return call('mcp/completeAuthorization', { server = server, callbackUrl = vim.trim(callback_url) }, function(result)
+    status.update(result)
+    return result
+  end, cb)
+end
+
+--- Logs out (mcp/logout; revokes unless opts.revoke == false). cb(result, err, raw)
+--- with result = { server, revoked, status }.
+---@param server string
+---@param cb? fun(result: table?, err: string?, raw: table?)
+---@param opts? { revoke?: boolean }
+function M.logout(server, cb, opts)
+  check('server', server, 'string')
+  opts = opts or {}
+  return call('mcp/logout', { server = server, revoke = opts.revoke }, function(result)
+    if result and is_status(result.status) then
+      status.update(result.status)
+    end
+    pending_urls[server] = nil
+    return result
+  end, cb)
+end
+
+---------------------------------------------------------------------------
+-- Low level
+---------------------------------------------------------------------------
+
+--- Raw request to the sidecar: cb(err, result) with the JSON-RPC error object.
+---@param method string
+---@param params any
+---@param cb fun(err: table?, result: any)
+function M.request(method, params, cb)
+  return sidecar.request(method, params, cb)
+end
+
+--- Stops the sidecar (it starts again on next use).
+function M.stop()
+  sidecar.stop(1000)
+end
+
+--- Restarts the sidecar now.
+function M.restart()
+  sidecar.stop(1000)
+  status.clear()
+  M.refresh()
+end
+
+return M
