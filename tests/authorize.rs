@@ -520,7 +520,8 @@ fn a_flow_in_another_instance_shows_as_authorizing() {
 
     // A marker left by a killed instance is not mistaken for a live flow.
     a.start("mcp/authorize", json!({"server": "srv", "force": true}));
-    a.wait_notification("mcp/authorizationPending", common::WAIT).expect("a second flow");
+    a.wait_notification("mcp/authorizationPending", common::WAIT)
+        .expect("a second flow");
     let _ = a.child.kill();
     let _ = a.child.wait();
     let mut late = start(&env, &url, json!({}));
