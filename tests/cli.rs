@@ -194,3 +194,32 @@ fn login_accepts_a_pasted_callback_and_token_prints_it() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("login"));
 }
+
+/// editors/shell/mcp-auth-header, the helper for tools that take a header
+/// command (editors/OTHER-EDITORS.md).
+#[test]
+fn the_header_helper_prints_a_header() {
+    let env = setup();
+    let helper = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("editors/shell/mcp-auth-header");
+    let run = |args: &[&str]| {
+        std::process::Command::new(&helper)
+            .args(args)
+            .env("MCP_AUTH_SIDECAR", common::BIN)
+            .env("MCP_AUTH_SIDECAR_HOME", env.sidecar_home())
+            .env("HOME", env.path("home"))
+            .env("XDG_RUNTIME_DIR", env.path("runtime"))
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .current_dir(env.path("ws"))
+            .output()
+            .unwrap()
+    };
+    let out = run(&["github"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "Authorization: Bearer at\n");
+    let out = run(&["--json", "github"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["Authorization"], "Bearer at");
+    let out = run(&["linear"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("login"));
+}
