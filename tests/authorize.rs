@@ -530,3 +530,42 @@ fn a_flow_in_another_instance_shows_as_authorizing() {
     late.shutdown();
     bystander.shutdown();
 }
+
+/// A sign-out ends this instance's waiting flow instead of queueing behind
+/// it for minutes.
+#[test]
+fn logout_ends_a_waiting_authorization() {
+    let env = Env::new();
+    let as_ = stub(|_, _| {}, None);
+    let mut s = start(&env, &format!("{}/mcp", as_.base), json!({}));
+    let (id, _) = begin(&mut s);
+    let out = s.ok("mcp/logout", json!({"server": "srv"}));
+    assert_eq!(out["revoked"], false);
+    let r = s.wait_response(&json!(id));
+    assert_eq!(r["error"]["code"], 1002, "{r}");
+    assert_eq!(r["error"]["data"]["error"], "cancelled");
+    assert_ne!(
+        s.ok("mcp/authStatus", json!({}))["servers"][0]["state"],
+        "authorizing"
+    );
+    s.shutdown();
+}
+
+/// An editor that never answers `window/showDocument` does not hold the
+/// flow past its timeout.
+#[test]
+fn an_unanswered_show_document_does_not_block_the_timeout() {
+    let env = Env::new();
+    let as_ = stub(|_, _| {}, None);
+    let mut s = env.spawn();
+    s.ok("initialize", json!({
+        "capabilities": {"window": {"showDocument": {"support": true}}},
+        "initializationOptions": {"storage": "memory", "discoverConfigFiles": false, "authorizationTimeout": 1,
+            "servers": {"srv": {"url": format!("{}/mcp", as_.base)}}}
+    }));
+    s.notify("initialized", json!({}));
+    let id = s.start("mcp/authorize", json!({"server": "srv"}));
+    let r = s.wait_response(&json!(id)); // window/showDocument stays unanswered
+    assert_eq!(r["error"]["code"], 1005, "{r}");
+    s.shutdown();
+}

@@ -200,7 +200,8 @@ fn login_accepts_a_pasted_callback_and_token_prints_it() {
 #[test]
 fn the_header_helper_prints_a_header() {
     let env = setup();
-    let helper = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("editors/shell/mcp-auth-header");
+    let helper =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("editors/shell/mcp-auth-header");
     let run = |args: &[&str]| {
         std::process::Command::new(&helper)
             .args(args)
@@ -215,7 +216,10 @@ fn the_header_helper_prints_a_header() {
     };
     let out = run(&["github"]);
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), "Authorization: Bearer at\n");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "Authorization: Bearer at\n"
+    );
     let out = run(&["--json", "github"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["Authorization"], "Bearer at");

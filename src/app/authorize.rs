@@ -58,6 +58,7 @@ impl Drop for FlowGuard<'_> {
         self.app.with_runtime(self.name, |rt| {
             rt.authorizing = false;
             rt.paste = None;
+            rt.abort = None;
         });
         self.app.publish_changes();
     }
@@ -86,10 +87,17 @@ impl App {
             .dir("locks")
             .map_err(|e| Error::StorageUnavailable(e.into()))?;
         let path = dir.join(format!("{}.lock", crate::store::sealed::file_stem(url)));
-        FileLock::acquire(&path, bound)
+        let lock = FileLock::acquire(&path, bound)
             .await
-            .map(Some)
-            .map_err(|e| Error::StorageUnavailable(e.into()))
+            .map_err(|e| Error::StorageUnavailable(e.into()))?;
+        // Holding the lock proves no other instance's flow is running for
+        // this credential, whatever the watcher has or has not seen yet.
+        for entry in self.lock().servers.values_mut() {
+            if entry.server.config.url == url {
+                entry.runtime.authorizing_elsewhere = false;
+            }
+        }
+        Ok(Some(lock))
     }
 
     /// Reads the record of `url` from storage into the in-memory view.
@@ -248,14 +256,25 @@ impl App {
             server: name.to_owned(),
             url: pending.url.clone(),
         });
-        if let Err(why) = self.options.opener.open(&pending.url).await {
-            tracing::warn!(server = %name, %why, "could not open the authorization URL; it was sent to the editor");
-        }
+        // Opening runs beside the wait: an editor that never answers
+        // `window/showDocument` must not hold the flow past its timeout.
+        let (opener, url, server_name) = (
+            self.options.opener.clone(),
+            pending.url.clone(),
+            name.to_owned(),
+        );
+        tokio::spawn(async move {
+            if let Err(why) = opener.open(&url).await {
+                tracing::warn!(server = %server_name, %why, "could not open the authorization URL; it was sent to the editor");
+            }
+        });
+        let (abort_tx, abort_rx) = oneshot::channel();
+        self.with_runtime(name, |rt| rt.abort = Some(abort_tx));
 
         // 6. Wait for the callback.
         let waited = tokio::time::timeout(
             self.options.flow_timeout,
-            wait_for_code(callback_rx, paste_rx, &pending, &server),
+            wait_for_code(callback_rx, paste_rx, abort_rx, &pending, &server),
         )
         .await;
         let (code, reply) = match waited {
@@ -582,6 +601,7 @@ impl App {
 async fn wait_for_code(
     mut callback_rx: oneshot::Receiver<Callback>,
     mut paste_rx: mpsc::UnboundedReceiver<PasteRequest>,
+    mut abort_rx: oneshot::Receiver<()>,
     pending: &PendingAuthorization,
     server: &AuthServer,
 ) -> Result<(Secret, Reply), Error> {
@@ -595,6 +615,10 @@ async fn wait_for_code(
                 }),
             },
             Some(paste) = paste_rx.recv() => (paste.params, Reply::Paste(paste.reply)),
+            Ok(()) = &mut abort_rx => return Err(Error::AuthorizationFailed {
+                error: "cancelled".into(),
+                description: Some("signed out while the authorization was waiting".into()),
+            }),
         };
         match flow::validate_callback(&params, pending, server) {
             Ok(code) => return Ok((code, reply)),

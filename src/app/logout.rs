@@ -15,6 +15,11 @@ impl App {
     /// was attempted), and the new status.
     pub async fn logout(&self, name: &str, revoke: bool) -> Result<(bool, Status), Error> {
         let url = self.config_of(name)?.url;
+        // A flow of ours waiting for the browser would hold the lock for
+        // minutes: signing out ends it.
+        if let Some(abort) = self.with_runtime(name, |rt| rt.abort.take()).flatten() {
+            let _ = abort.send(());
+        }
         let _lock = self.credential_lock(&url, LOCK_BOUND).await?;
         let Some(mut record) = self.reload(&url).await? else {
             self.forget_runtime(name);

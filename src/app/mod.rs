@@ -90,6 +90,8 @@ struct Runtime {
     authorizations: Vec<Instant>,
     /// Where a pasted callback URL goes while a flow waits.
     paste: Option<tokio::sync::mpsc::UnboundedSender<PasteRequest>>,
+    /// Ends this instance's waiting flow (a sign-out wins over it).
+    abort: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 struct Entry {
