@@ -38,14 +38,7 @@ fn paste_flow_authorizes_and_persists_and_a_wrong_state_is_refused() {
     assert_eq!(e["data"]["error"], "invalid_state");
     assert_eq!(as_.count("POST /token"), 0);
 
-    let right = callback(
-        &auth,
-        &[
-            ("code", "c"),
-            ("state", &param(&auth, "state")),
-            ("iss", &as_.base),
-        ],
-    );
+    let right = approved(&auth, &as_.base);
     let status = s.ok(
         "mcp/completeAuthorization",
         json!({"server": "srv", "callbackUrl": right}),
@@ -237,14 +230,7 @@ fn a_second_instance_joins_the_flow_in_progress() {
     assert_eq!(waiting["params"]["state"], "authorizing");
 
     // The user pastes the callback into B; it reaches A's listener.
-    let cb = callback(
-        &auth,
-        &[
-            ("code", "c"),
-            ("state", &param(&auth, "state")),
-            ("iss", &as_.base),
-        ],
-    );
+    let cb = approved(&auth, &as_.base);
     let pasted = b.ok(
         "mcp/completeAuthorization",
         json!({"server": "srv", "callbackUrl": cb}),
@@ -360,14 +346,7 @@ fn the_editor_opens_the_url_when_it_can() {
     assert_eq!(request["params"]["external"], true);
     s.send(&json!({"jsonrpc": "2.0", "id": request["id"], "result": {"success": true}}));
     let auth = url::Url::parse(pending["params"]["url"].as_str().unwrap()).unwrap();
-    let cb = callback(
-        &auth,
-        &[
-            ("code", "c"),
-            ("state", &param(&auth, "state")),
-            ("iss", &as_.base),
-        ],
-    );
+    let cb = approved(&auth, &as_.base);
     s.ok(
         "mcp/completeAuthorization",
         json!({"server": "srv", "callbackUrl": cb}),
@@ -494,14 +473,7 @@ fn a_flow_in_another_instance_shows_as_authorizing() {
             .contains("another editor"),
         "{n}"
     );
-    let cb = callback(
-        &auth,
-        &[
-            ("code", "c"),
-            ("state", &param(&auth, "state")),
-            ("iss", &as_.base),
-        ],
-    );
+    let cb = approved(&auth, &as_.base);
     a.ok(
         "mcp/completeAuthorization",
         json!({"server": "srv", "callbackUrl": cb}),

@@ -128,16 +128,21 @@ pub fn stored_files(env: &Env) -> usize {
         .unwrap_or(0)
 }
 
-pub fn authorize_by_paste(s: &mut Sidecar, as_: &RouteStub) {
-    let (id, auth) = begin(s);
-    let cb = callback(
-        &auth,
+/// The callback URL of `auth` as a server at `issuer` approving it.
+pub fn approved(auth: &url::Url, issuer: &str) -> String {
+    callback(
+        auth,
         &[
             ("code", "c"),
-            ("state", &param(&auth, "state")),
-            ("iss", &as_.base),
+            ("state", &param(auth, "state")),
+            ("iss", issuer),
         ],
-    );
+    )
+}
+
+pub fn authorize_by_paste(s: &mut Sidecar, as_: &RouteStub) {
+    let (id, auth) = begin(s);
+    let cb = approved(&auth, &as_.base);
     s.ok(
         "mcp/completeAuthorization",
         json!({"server": "srv", "callbackUrl": cb}),
