@@ -105,14 +105,16 @@ pub struct TokenSet {
 
 impl TokenSet {
     /// Whether the access token is still usable `margin_ms` from `now_ms`.
-    /// Unknown expiry counts as usable until a server rejects it. The
-    /// margin is capped at half the token's lifetime: a server issuing
-    /// 60-second tokens must not cause a refresh on every request.
+    /// Unknown expiry counts as usable until a server rejects it. When even
+    /// a fresh token could not last `margin_ms` (a server issuing 60-second
+    /// tokens, asked for 60 seconds), the margin becomes half the token's
+    /// lifetime, or every request would refresh.
     pub fn access_valid_at(&self, now_ms: i64, margin_ms: i64) -> bool {
         match self.expires_at {
             Some(at) => {
                 let lifetime = at.saturating_sub(self.obtained_at).max(0);
-                at > now_ms.saturating_add(margin_ms.min(lifetime / 2))
+                let margin = if lifetime > margin_ms { margin_ms } else { lifetime / 2 };
+                at > now_ms.saturating_add(margin)
             }
             None => true,
         }
@@ -204,6 +206,9 @@ mod tests {
         // A 10 s token asked to last 60 s: the margin is capped at 5 s.
         assert!(t.access_valid_at(4_000, 60_000));
         assert!(!t.access_valid_at(5_000, 60_000));
+        // A 10 s token asked to last 6 s: the window holds as asked.
+        assert!(t.access_valid_at(3_999, 6_000));
+        assert!(!t.access_valid_at(4_000, 6_000));
         t.expires_at = None;
         assert!(t.access_valid_at(i64::MAX, 60_000));
     }
