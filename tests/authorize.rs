@@ -541,3 +541,33 @@ fn an_unanswered_show_document_does_not_block_the_timeout() {
     assert_eq!(r["error"]["code"], 1005, "{r}");
     s.shutdown();
 }
+
+/// A callback repeating `state` (one wrong, one right) is refused by the
+/// listener, the sidecar keeps running, and the real callback still works.
+#[test]
+fn a_callback_with_a_repeated_state_is_refused_without_a_crash() {
+    let env = Env::new();
+    let as_ = stub(|_, _| {}, None);
+    let mut s = start(&env, &format!("{}/mcp", as_.base), json!({}));
+    let (id, auth) = begin(&mut s);
+    let crafted = callback(
+        &auth,
+        &[
+            ("state", "x"),
+            ("state", &param(&auth, "state")),
+            ("code", "c"),
+        ],
+    );
+    let page = reqwest_get(&crafted);
+    assert!(page.starts_with("HTTP/1.1 400"), "{page}");
+    assert_eq!(
+        s.ok("mcp/authStatus", json!({}))["servers"][0]["state"],
+        "authorizing"
+    );
+    s.ok(
+        "mcp/completeAuthorization",
+        json!({"server": "srv", "callbackUrl": approved(&auth, &as_.base)}),
+    );
+    assert_eq!(s.wait_response(&json!(id))["result"]["state"], "authorized");
+    s.shutdown();
+}

@@ -726,7 +726,7 @@ fn callback_error(e: &CallbackError) -> Error {
         CallbackError::StateMismatch => "invalid_state",
         CallbackError::IssuerMismatch { .. } | CallbackError::IssuerMissing => "invalid_issuer",
         CallbackError::Denied { error, .. } => error.as_str(),
-        CallbackError::NoCode => "invalid_callback",
+        CallbackError::NoCode | CallbackError::Repeated(_) => "invalid_callback",
     };
     // RFC 9207: with a wrong or missing issuer the error fields are not
     // used; `Denied` is only reached after the issuer check passed.

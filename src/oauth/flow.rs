@@ -37,6 +37,10 @@ pub enum CallbackError {
     },
     #[error("the callback carries no authorization code")]
     NoCode,
+    /// Two values for one parameter: which one would be checked and which
+    /// one used is exactly what an attacker would like to choose.
+    #[error("the callback repeats the `{0}` parameter")]
+    Repeated(&'static str),
 }
 
 /// Builds the authorization URL with a fresh PKCE verifier and state.
@@ -87,6 +91,11 @@ pub fn validate_callback(
     pending: &PendingAuthorization,
     server: &AuthServer,
 ) -> Result<Secret, CallbackError> {
+    for key in ["state", "code", "iss", "error"] {
+        if params.iter().filter(|(k, _)| k == key).count() > 1 {
+            return Err(CallbackError::Repeated(key));
+        }
+    }
     let get = |k: &str| {
         params
             .iter()
@@ -205,6 +214,16 @@ mod tests {
         assert_eq!(
             validate_callback(&params(&[("state", "nope"), ("code", "x")]), &p, &s).unwrap_err(),
             CallbackError::StateMismatch
+        );
+        let twice = params(&[
+            ("state", "x"),
+            ("state", &st),
+            ("code", "c"),
+            ("iss", "http://localhost:9"),
+        ]);
+        assert_eq!(
+            validate_callback(&twice, &p, &s).unwrap_err(),
+            CallbackError::Repeated("state")
         );
         // A wrong issuer wins over the error fields, which stay unused.
         let denied = params(&[

@@ -113,7 +113,11 @@ impl TokenSet {
         match self.expires_at {
             Some(at) => {
                 let lifetime = at.saturating_sub(self.obtained_at).max(0);
-                let margin = if lifetime > margin_ms { margin_ms } else { lifetime / 2 };
+                let margin = if lifetime > margin_ms {
+                    margin_ms
+                } else {
+                    lifetime / 2
+                };
                 at > now_ms.saturating_add(margin)
             }
             None => true,
