@@ -560,9 +560,13 @@ fn a_callback_with_a_repeated_state_is_refused_without_a_crash() {
     );
     let page = reqwest_get(&crafted);
     assert!(page.starts_with("HTTP/1.1 400"), "{page}");
+    let st = s.ok("mcp/authStatus", json!({}));
     assert_eq!(
-        s.ok("mcp/authStatus", json!({}))["servers"][0]["state"],
-        "authorizing"
+        st["servers"][0]["state"],
+        "authorizing",
+        "{st}\n{:?}\n{}",
+        s.backlog,
+        s.stderr()
     );
     s.ok(
         "mcp/completeAuthorization",

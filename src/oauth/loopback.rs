@@ -153,9 +153,14 @@ async fn handle(stream: TcpStream, state: &Secret, slot: &Slot) {
         .query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let matches = params
+    // Exactly one `state`, and ours: a repeated parameter is refused here
+    // (and again in validation).
+    let states: Vec<&str> = params
         .iter()
-        .any(|(k, v)| k == "state" && v == state.expose());
+        .filter(|(k, _)| k == "state")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let matches = states == [state.expose()];
     if !matches {
         let _ = respond(&mut write, 400, "Unexpected callback", "This callback does not belong to the authorization in progress. Start again from your editor.").await;
         return;
