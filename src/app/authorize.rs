@@ -28,6 +28,13 @@ use crate::urls;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
+/// Exclusive use of one credential: this process's mutex and, when the
+/// store is shared, the lock file. Fields drop in order: file lock first.
+pub(super) struct CredentialGuard {
+    _file: Option<FileLock>,
+    _local: tokio::sync::OwnedMutexGuard<()>,
+}
+
 /// A callback URL pasted by the user, with where to report the outcome.
 #[derive(Debug)]
 pub struct PasteRequest {
@@ -79,17 +86,40 @@ impl App {
         &self,
         url: &str,
         bound: Duration,
-    ) -> Result<Option<FileLock>, Error> {
-        let Some(home) = &self.home else {
-            return Ok(None);
-        };
-        let dir = home
-            .dir("locks")
-            .map_err(|e| Error::StorageUnavailable(e.into()))?;
-        let path = dir.join(format!("{}.lock", crate::store::sealed::file_stem(url)));
-        let lock = FileLock::acquire(&path, bound)
+    ) -> Result<CredentialGuard, Error> {
+        // In this process first (memory mode has no lock file; two names
+        // may share a URL), then across processes.
+        let local = self
+            .lock()
+            .credentials
+            .entry(url.to_owned())
+            .or_default()
+            .clone();
+        let local = tokio::time::timeout(bound, local.lock_owned())
             .await
-            .map_err(|e| Error::StorageUnavailable(e.into()))?;
+            .map_err(|_| {
+                Error::StorageUnavailable(
+                    crate::lock::LockError::TimedOut {
+                        path: url.into(),
+                        waited: bound,
+                    }
+                    .into(),
+                )
+            })?;
+        let file = match &self.home {
+            None => None,
+            Some(home) => {
+                let dir = home
+                    .dir("locks")
+                    .map_err(|e| Error::StorageUnavailable(e.into()))?;
+                let path = dir.join(format!("{}.lock", crate::store::sealed::file_stem(url)));
+                Some(
+                    FileLock::acquire(&path, bound)
+                        .await
+                        .map_err(|e| Error::StorageUnavailable(e.into()))?,
+                )
+            }
+        };
         // Holding the lock proves no other instance's flow is running for
         // this credential, whatever the watcher has or has not seen yet.
         for entry in self.lock().servers.values_mut() {
@@ -97,7 +127,10 @@ impl App {
                 entry.runtime.authorizing_elsewhere = false;
             }
         }
-        Ok(Some(lock))
+        Ok(CredentialGuard {
+            _file: file,
+            _local: local,
+        })
     }
 
     /// Reads the record of `url` from storage into the in-memory view.

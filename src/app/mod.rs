@@ -116,6 +116,8 @@ struct Inner {
     probes: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// One refresh per server in this process.
     refreshes: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// One writer per credential (server URL) in this process.
+    credentials: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 pub struct App {
@@ -129,6 +131,10 @@ pub struct App {
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
     /// Signalled whenever the watcher re-read changed records.
     record_changed: tokio::sync::Notify,
+    /// Held (shared) by every credential transaction that must finish once
+    /// begun — a refresh, a logout; taken exclusively before the process
+    /// ends (see [`App::drain`]).
+    critical: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// A valid access token handed to the editor (SPEC §3.2 `mcp/accessToken`).
@@ -191,6 +197,7 @@ impl App {
             options,
             watcher: Mutex::new(None),
             record_changed: tokio::sync::Notify::new(),
+            critical: Arc::new(tokio::sync::RwLock::new(())),
         });
         {
             let mut inner = app.lock();
@@ -210,6 +217,23 @@ impl App {
         // Every critical section leaves `Inner` consistent, even if a
         // panic unwound through it.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks a transaction that must run to completion once begun.
+    pub async fn critical_section(&self) -> tokio::sync::OwnedRwLockReadGuard<()> {
+        self.critical.clone().read_owned().await
+    }
+
+    /// Waits (at most `bound`) for every critical transaction to finish:
+    /// called before the process ends, so a closing editor never strands a
+    /// spent refresh token or a half-done logout (SPEC §6).
+    pub async fn drain(&self, bound: Duration) {
+        if tokio::time::timeout(bound, self.critical.write())
+            .await
+            .is_err()
+        {
+            tracing::warn!("a credential transaction was still running at exit");
+        }
     }
 
     pub fn storage_mode(&self) -> crate::store::StorageMode {

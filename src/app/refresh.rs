@@ -112,9 +112,14 @@ impl App {
         }
         let app = self.clone();
         let owned = name.to_owned();
-        tokio::spawn(async move { app.refresh_transaction(&owned, min_validity).await })
-            .await
-            .map_err(|e| Error::StorageUnavailable(std::io::Error::other(e.to_string()).into()))?
+        let critical = self.critical_section().await;
+        tokio::spawn(async move {
+            let result = app.refresh_transaction(&owned, min_validity).await;
+            drop(critical);
+            result
+        })
+        .await
+        .map_err(|e| Error::StorageUnavailable(std::io::Error::other(e.to_string()).into()))?
     }
 
     async fn refresh_transaction(&self, name: &str, min_validity: Duration) -> Result<(), Error> {

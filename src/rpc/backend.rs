@@ -27,7 +27,9 @@ use tower_lsp_server::{Client, LanguageServer};
 
 pub struct Backend {
     client: Client,
-    app: OnceLock<Arc<App>>,
+    /// Shared with `rpc::serve`, which drains the app before the process
+    /// ends (the backend itself is gone by then).
+    app: Arc<OnceLock<Arc<App>>>,
 }
 
 /// Opens authorization URLs: through the editor (`window/showDocument`,
@@ -67,11 +69,8 @@ fn rpc_err(e: Error) -> RpcError {
 }
 
 impl Backend {
-    pub fn new(client: Client) -> Self {
-        Self {
-            client,
-            app: OnceLock::new(),
-        }
+    pub fn new(client: Client, app: Arc<OnceLock<Arc<App>>>) -> Self {
+        Self { client, app }
     }
 
     fn app(&self) -> Result<&Arc<App>> {
@@ -182,15 +181,19 @@ impl Backend {
         let task_app = app.clone();
         let revoke = params.revoke.unwrap_or(true);
         let task_name = name.clone();
-        let (revoked, status) =
-            tokio::spawn(async move { task_app.logout(&task_name, revoke).await })
-                .await
-                .map_err(|e| {
-                    rpc_err(Error::StorageUnavailable(
-                        std::io::Error::other(e.to_string()).into(),
-                    ))
-                })?
-                .map_err(rpc_err)?;
+        let critical = app.critical_section().await;
+        let (revoked, status) = tokio::spawn(async move {
+            let result = task_app.logout(&task_name, revoke).await;
+            drop(critical);
+            result
+        })
+        .await
+        .map_err(|e| {
+            rpc_err(Error::StorageUnavailable(
+                std::io::Error::other(e.to_string()).into(),
+            ))
+        })?
+        .map_err(rpc_err)?;
         Ok(LogoutResult {
             server: name,
             revoked,
@@ -344,6 +347,10 @@ impl LanguageServer for Backend {
     }
 
     async fn shutdown(&self) -> Result<()> {
+        // Let refreshes and logouts in flight finish before `exit`.
+        if let Some(app) = self.app.get() {
+            app.drain(super::DRAIN_BOUND).await;
+        }
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ mod framing;
 pub mod protocol;
 
 use backend::Backend;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tower_lsp_server::{LspService, Server};
 
@@ -14,9 +15,15 @@ use tower_lsp_server::{LspService, Server};
 /// a browser, probes) never delay a status request or a cancellation.
 const CONCURRENCY: usize = 1024;
 
+/// How long the end of the process waits for credential transactions: one
+/// refresh (30 s HTTP timeout plus backoff) fits.
+const DRAIN_BOUND: Duration = Duration::from_secs(40);
+
 /// Serves the protocol on stdin/stdout until `exit` or stdin EOF.
 pub async fn serve() {
-    let (service, socket) = LspService::build(Backend::new)
+    let app_slot = Arc::new(OnceLock::new());
+    let slot = app_slot.clone();
+    let (service, socket) = LspService::build(move |client| Backend::new(client, slot.clone()))
         .custom_method(protocol::AUTH_STATUS, Backend::auth_status)
         .custom_method(protocol::AUTHORIZE, Backend::authorize)
         .custom_method(
@@ -47,6 +54,12 @@ pub async fn serve() {
         .concurrency_level(CONCURRENCY)
         .serve(service)
         .await;
+
+    // `exit` without `shutdown`, or stdin EOF: a refresh or logout already
+    // begun still finishes (SPEC §6) before the process ends.
+    if let Some(app) = app_slot.get() {
+        app.drain(DRAIN_BOUND).await;
+    }
 
     // Everything the server wrote is in the duplex; let it reach stdout
     // before the caller ends the process.

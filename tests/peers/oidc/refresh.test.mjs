@@ -223,3 +223,20 @@ test('a cancelled request does not abandon its refresh: it completes and is pers
   const r = await mcpPost(s.info.mcp, token.accessToken, initializeMessage(1));
   assert.equal(r.status, 200);
 });
+
+test('exit while a refresh is in flight: it completes and is persisted before the process ends', { timeout: 120_000 }, async (t) => {
+  const { s, first: a } = await authorized(t);
+  await untilExpired(a);
+  await delay(s, { before: 1000 });
+  a.call('mcp/accessToken', { server: 'peer' }); // left unanswered by exit
+  await sleep(300); // the refresh request is at the AS now
+  a.notify('exit', null);
+  await withTimeout(a.exited, 20_000, 'A exits after finishing the refresh');
+  await delay(s, {});
+  const b = await s.sidecar();
+  const token = await rpc(b, 'mcp/accessToken', { server: 'peer' });
+  const refreshes = (await asRequests(s.peer)).filter((x) => x.grantType === 'refresh_token');
+  assert.equal(refreshes.length, 1, `the rotated token was kept, not spent again: ${JSON.stringify(refreshes)}`);
+  assert.equal(refreshes[0].status, 200);
+  assert.equal((await mcpPost(s.info.mcp, token.accessToken, initializeMessage(1))).status, 200);
+});
