@@ -29,8 +29,14 @@ pub const MAX_BODY: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
+    /// The request never reached the server (or it answered 5xx): safe to
+    /// send again.
     #[error("cannot reach {url}: {reason}")]
     Unreachable { url: String, reason: String },
+    /// The request may have been processed, but the answer was lost: for a
+    /// single-use refresh token, sending it again could spend it twice.
+    #[error("the answer from {url} was lost: {reason}")]
+    Interrupted { url: String, reason: String },
     #[error("{url} answered with more than {MAX_BODY} bytes")]
     TooLarge { url: String },
 }
@@ -61,7 +67,7 @@ pub async fn read_limited(
             }
             Ok(None) => return Ok(body),
             Err(e) => {
-                return Err(FetchError::Unreachable {
+                return Err(FetchError::Interrupted {
                     url: url.to_owned(),
                     reason: root_cause(&e),
                 });
@@ -81,9 +87,13 @@ pub async fn send_json(
         .header("Accept", "application/json")
         .send()
         .await
-        .map_err(|e| FetchError::Unreachable {
-            url: url.to_owned(),
-            reason: root_cause(&e),
+        .map_err(|e| {
+            let (url, reason) = (url.to_owned(), root_cause(&e));
+            if e.is_connect() {
+                FetchError::Unreachable { url, reason }
+            } else {
+                FetchError::Interrupted { url, reason }
+            }
         })?;
     let status = response.status();
     let bytes = read_limited(url, response).await?;

@@ -575,3 +575,63 @@ fn a_callback_with_a_repeated_state_is_refused_without_a_crash() {
     assert_eq!(s.wait_response(&json!(id))["result"]["state"], "authorized");
     s.shutdown();
 }
+
+/// SPEC §3.3: after a logout anywhere, every instance reports
+/// `unauthenticated` — also one that had concluded `step_up_required`.
+#[test]
+fn a_logout_elsewhere_clears_a_stale_step_up() {
+    let env = Env::new();
+    let as_ = stub(|_, _| {}, None);
+    let url = format!("{}/mcp", as_.base);
+    let mut a = start(&env, &url, json!({}));
+    authorize_by_paste(&mut a, &as_);
+    let r = a.ok(
+        "mcp/handleChallenge",
+        json!({"server": "srv", "status": 403,
+        "wwwAuthenticate": r#"Bearer error="insufficient_scope", scope="mcp:write""#}),
+    );
+    assert_eq!(r["status"]["state"], "step_up_required");
+    let mut b = start(&env, &url, json!({}));
+    b.ok("mcp/logout", json!({"server": "srv"}));
+    loop {
+        let n = a
+            .wait_notification("mcp/authStatusChanged", common::WAIT)
+            .expect("A follows the logout");
+        if n["params"]["state"] == "unauthenticated" {
+            break;
+        }
+    }
+    a.shutdown();
+    b.shutdown();
+}
+
+/// SPEC §3.1: token requests never wait for an authorization. With a
+/// browser flow running, a token inside the refresh window but not expired
+/// is handed out at once instead of queueing behind the flow.
+#[test]
+fn a_token_request_does_not_wait_for_a_browser_flow() {
+    let env = Env::new();
+    let as_ = stub_issuing(
+        |_, _| {},
+        None,
+        json!({"access_token": "at-{n}", "token_type": "Bearer", "expires_in": 100, "refresh_token": "rt"}),
+    );
+    let mut s = start(&env, &format!("{}/mcp", as_.base), json!({}));
+    authorize_by_paste(&mut s, &as_);
+    std::thread::sleep(Duration::from_secs(1)); // now less than 99.5 s are left
+    let flow = s.start("mcp/authorize", json!({"server": "srv", "force": true}));
+    s.wait_notification("mcp/authorizationPending", common::WAIT)
+        .expect("a flow waits for the browser");
+    let t = s.ok(
+        "mcp/accessToken",
+        json!({"server": "srv", "minValiditySeconds": 99.5}),
+    );
+    assert_eq!(t["accessToken"], "at-1");
+    assert_eq!(
+        as_.count("POST /token"),
+        1,
+        "no refresh queued behind the flow"
+    );
+    s.notify("$/cancelRequest", json!({"id": flow}));
+    s.shutdown();
+}

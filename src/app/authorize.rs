@@ -23,6 +23,7 @@ use crate::oauth::{OAuthError, registration};
 use crate::probe::{self, ProbeOutcome};
 use crate::secret::Secret;
 use crate::status::{Status, now_ms};
+use crate::store::Loaded;
 use crate::store::record::{ClientRegistration, CredentialRecord, RegistrationKind, TokenSet};
 use crate::urls;
 use std::time::{Duration, Instant};
@@ -142,26 +143,49 @@ impl App {
             .map_err(|e| {
                 Error::StorageUnavailable(std::io::Error::other(e.to_string()).into())
             })??;
-        let record = loaded.into_record();
         let mut inner = self.lock();
-        match &record {
-            // Every write happens under the credential lock and bumps the
-            // revision; a read that raced a write (the store watcher reads
-            // without the lock) must not put an older record back.
-            Some(r) => {
-                let newer_in_memory = inner
-                    .records
-                    .get(url)
-                    .is_some_and(|c| c.revision > r.revision);
-                if !newer_in_memory {
-                    inner.records.insert(url.to_owned(), r.clone());
+        let record = match loaded {
+            Loaded::Record(r) => *r,
+            Loaded::Absent => {
+                inner.records.remove(url);
+                return Ok(None);
+            }
+            // Unreadable now (I/O trouble, a newer format): keep what we
+            // had rather than forget a credential on a failed read.
+            unusable @ Loaded::Unusable { .. } => {
+                let _ = unusable.into_record(); // logs why
+                return Ok(inner.records.get(url).cloned());
+            }
+        };
+        // Every write happens under the credential lock and bumps the
+        // revision; a read that raced a write (the store watcher reads
+        // without the lock) must not put an older record back.
+        let cached = inner.records.get(url);
+        if cached.is_some_and(|c| c.revision > record.revision) {
+            return Ok(Some(record));
+        }
+        let written_elsewhere = cached.is_none_or(|c| c.revision < record.revision);
+        let tokens_changed = cached
+            .and_then(|c| c.tokens.as_ref())
+            .map(|t| fingerprint(&t.access_token))
+            != record.tokens.as_ref().map(|t| fingerprint(&t.access_token));
+        inner.records.insert(url.to_owned(), record.clone());
+        if written_elsewhere {
+            // Another writer changed the credential: what this instance
+            // concluded about the old one no longer holds (SPEC §3.3).
+            for entry in inner
+                .servers
+                .values_mut()
+                .filter(|e| e.server.config.url == url)
+            {
+                entry.runtime.failure = None;
+                entry.runtime.notice = None;
+                if tokens_changed {
+                    entry.runtime.step_up = None;
                 }
             }
-            None => {
-                inner.records.remove(url);
-            }
         }
-        Ok(record)
+        Ok(Some(record))
     }
 
     /// Writes `record` and updates the in-memory view, in that order: no
@@ -207,7 +231,12 @@ impl App {
         // 2. Tokens obtained meanwhile (a joined flow) or still good.
         let record = self.reload(&config.url).await?;
         if let Some(tokens) = record.as_ref().and_then(|r| r.tokens.as_ref()) {
-            let joined = tokens.obtained_at >= started;
+            // Joined: a flow (not a refresh) finished while we waited, and
+            // it covers what we ask for.
+            let covers = scopes
+                .as_deref()
+                .is_none_or(|w| w.iter().all(|x| tokens.scopes.contains(x)));
+            let joined = tokens.obtained_at >= started && !tokens.via_refresh && covers;
             if joined || (!force && self.tokens_satisfy(name, tokens, scopes.as_deref())) {
                 drop(guard);
                 return Ok(self.status(name));
@@ -388,6 +417,7 @@ impl App {
             token_endpoint: Some(server.token_endpoint.clone()),
             revocation_endpoint: server.revocation_endpoint.clone(),
             revocation_auth_methods: server.revocation_endpoint_auth_methods_supported.clone(),
+            via_refresh: false,
         });
         record.revision += 1;
         self.persist(record).await?;

@@ -54,7 +54,9 @@ fn is_dead_grant(error: &str) -> bool {
 /// Worth another try: the network, 5xx, `temporarily_unavailable`.
 fn is_transient(e: &OAuthError) -> bool {
     match e {
-        OAuthError::Fetch(_) => true,
+        // Only when the request surely did not get through (or the server
+        // said 5xx): a lost answer may hide a spent refresh token.
+        OAuthError::Fetch(f) => matches!(f, crate::http::FetchError::Unreachable { .. }),
         OAuthError::Refused { error, .. } => {
             error == "temporarily_unavailable" || error == "server_error"
         }
@@ -73,6 +75,15 @@ impl App {
         match self.access_token(name, min_validity) {
             Err(Error::AuthorizationRequired(_)) if self.refreshable(name) => {}
             other => return other,
+        }
+        // A browser flow holds the credential for minutes: while one runs,
+        // a token that is still valid is handed out instead of waiting
+        // (SPEC §3.1: token requests never wait for an authorization).
+        let flow_running = self
+            .with_runtime(name, |rt| rt.authorizing || rt.authorizing_elsewhere)
+            .unwrap_or(false);
+        if flow_running && let Ok(held) = self.access_token(name, Duration::ZERO) {
+            return Ok(held);
         }
         match self.refresh(name, min_validity).await {
             Ok(()) => self.access_token(name, min_validity),
@@ -252,6 +263,7 @@ impl App {
                         .map(|s| crate::oauth::challenge::split_scopes(Some(&s)))
                         .unwrap_or(tokens.scopes),
                     obtained_at: now_ms(),
+                    via_refresh: true,
                     ..tokens
                 });
                 record.revision += 1;

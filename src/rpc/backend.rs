@@ -46,7 +46,9 @@ impl Opener for EditorOpener {
         Box::pin(async move {
             if self.show_document {
                 crate::urls::parse_secure(url).map_err(|e| e.to_string())?;
-                let uri: Uri = url.parse().map_err(|_| format!("{url:?} is not a URI"))?;
+                let uri: Uri = url
+                    .parse()
+                    .map_err(|_| "the authorization URL is not a valid URI".to_owned())?;
                 let params = ShowDocumentParams {
                     uri,
                     external: Some(true),

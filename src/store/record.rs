@@ -101,6 +101,10 @@ pub struct TokenSet {
     /// RFC 8414 `revocation_endpoint_auth_methods_supported`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_auth_methods: Option<Vec<String>>,
+    /// Obtained by a refresh rather than an interactive authorization: a
+    /// waiting `mcp/authorize` must not take a refresh for a flow it joined.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub via_refresh: bool,
 }
 
 impl TokenSet {
@@ -177,6 +181,7 @@ mod tests {
             token_endpoint: None,
             revocation_endpoint: None,
             revocation_auth_methods: None,
+            via_refresh: false,
         });
         r
     }

@@ -417,6 +417,7 @@ pub fn record_with_tokens(
         token_endpoint: None,
         revocation_endpoint: None,
         revocation_auth_methods: None,
+        via_refresh: false,
     });
     r
 }
