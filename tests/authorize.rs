@@ -494,8 +494,25 @@ fn a_flow_in_another_instance_shows_as_authorizing() {
     a.start("mcp/authorize", json!({"server": "srv", "force": true}));
     a.wait_notification("mcp/authorizationPending", common::WAIT)
         .expect("a second flow");
+    loop {
+        let n = bystander
+            .wait_notification("mcp/authStatusChanged", common::WAIT)
+            .expect("the bystander sees the second flow");
+        if n["params"]["state"] == "authorizing" {
+            break;
+        }
+    }
     let _ = a.child.kill();
     let _ = a.child.wait();
+    // The killed flow leaves no file event; the bystander notices anyway.
+    loop {
+        let n = bystander
+            .wait_notification("mcp/authStatusChanged", common::WAIT)
+            .expect("the bystander notices the killed flow");
+        if n["params"]["state"] == "authorized" {
+            break;
+        }
+    }
     let mut late = start(&env, &url, json!({}));
     let st = late.ok("mcp/authStatus", json!({}));
     assert_eq!(st["servers"][0]["state"], "authorized", "{st}");

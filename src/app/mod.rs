@@ -118,6 +118,8 @@ struct Inner {
     refreshes: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// One writer per credential (server URL) in this process.
     credentials: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Credentials (file stems) whose flow lock a waiter watches.
+    flow_waiters: HashSet<String>,
 }
 
 pub struct App {

@@ -129,9 +129,17 @@ impl App {
     }
 
     /// Re-evaluates whether another instance is authorizing the servers
-    /// whose credentials are `stems`, and publishes what changed.
-    fn refresh_flow_marks(&self, home: &Home, stems: &HashSet<String>) {
-        let alive: HashSet<&String> = stems.iter().filter(|s| flow_alive(home, s)).collect();
+    /// whose credentials are `stems`, and publishes what changed. For a
+    /// live flow, a waiter sleeps on its lock (the kernel wakes it when the
+    /// holder finishes or dies, SIGKILL included) and looks again: a killed
+    /// instance leaves no file event behind.
+    fn refresh_flow_marks(self: &Arc<Self>, home: &Home, stems: &HashSet<String>) {
+        let alive: HashSet<String> = stems
+            .iter()
+            .filter(|s| flow_alive(home, s))
+            .cloned()
+            .collect();
+        let mut wait_for = Vec::new();
         {
             let mut inner = self.lock();
             for entry in inner.servers.values_mut() {
@@ -143,8 +151,26 @@ impl App {
                         !entry.runtime.authorizing && alive.contains(&stem);
                 }
             }
+            for stem in &alive {
+                if inner.flow_waiters.insert(stem.clone()) {
+                    wait_for.push(stem.clone());
+                }
+            }
         }
         self.publish_changes();
+        for stem in wait_for {
+            let app = Arc::downgrade(self);
+            let home = home.clone();
+            let lock = home.root().join("locks").join(format!("{stem}.lock"));
+            let bound = self.options.flow_timeout + std::time::Duration::from_secs(60);
+            tokio::spawn(async move {
+                // Taken and dropped at once: we only want to know it is free.
+                let _ = crate::lock::FileLock::acquire(&lock, bound).await;
+                let Some(app) = app.upgrade() else { return };
+                app.lock().flow_waiters.remove(&stem);
+                app.refresh_flow_marks(&home, &HashSet::from([stem]));
+            });
+        }
     }
 
     async fn reload_changed(&self, stems: &HashSet<String>) {
