@@ -118,14 +118,34 @@ impl App {
             .or_default()
             .clone();
         let _one_at_a_time = gate.lock().await;
-        if self.access_token(name, min_validity).is_ok() {
-            return Ok(());
-        }
+        // The token found insufficient, read in the same critical section as
+        // the check: if the store watcher brings a new token a moment later,
+        // the transaction must see it as new (and adopt it), never mistake
+        // it for the stale one and spend its refresh token again.
+        let stale = {
+            let inner = self.lock();
+            let url = inner.servers.get(name).map(|e| e.server.config.url.clone());
+            let held = url
+                .and_then(|u| inner.records.get(&u))
+                .and_then(|r| r.tokens.as_ref());
+            let margin = i64::try_from(min_validity.as_millis()).unwrap_or(i64::MAX);
+            let rejected = inner.servers.get(name).map(|e| &e.runtime.rejected);
+            match held {
+                Some(t)
+                    if t.access_valid_at(now_ms(), margin)
+                        && !rejected.is_some_and(|r| r.contains(&fingerprint(&t.access_token))) =>
+                {
+                    return Ok(());
+                }
+                Some(t) => Some(fingerprint(&t.access_token)),
+                None => None,
+            }
+        };
         let app = self.clone();
         let owned = name.to_owned();
         let critical = self.critical_section().await;
         tokio::spawn(async move {
-            let result = app.refresh_transaction(&owned, min_validity).await;
+            let result = app.refresh_transaction(&owned, stale, min_validity).await;
             drop(critical);
             result
         })
@@ -133,17 +153,14 @@ impl App {
         .map_err(|e| Error::StorageUnavailable(std::io::Error::other(e.to_string()).into()))?
     }
 
-    async fn refresh_transaction(&self, name: &str, min_validity: Duration) -> Result<(), Error> {
+    async fn refresh_transaction(
+        &self,
+        name: &str,
+        stale: Option<String>,
+        min_validity: Duration,
+    ) -> Result<(), Error> {
         tracing::debug!(server = %name, "refresh transaction starts");
         let url = self.config_of(name)?.url;
-        let stale = {
-            let inner = self.lock();
-            inner
-                .records
-                .get(&url)
-                .and_then(|r| r.tokens.as_ref())
-                .map(|t| fingerprint(&t.access_token))
-        };
         self.with_runtime(name, |rt| rt.refreshing = true);
         self.publish_changes();
         let result = self
