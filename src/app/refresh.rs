@@ -124,22 +124,20 @@ impl App {
         // it for the stale one and spend its refresh token again.
         let stale = {
             let inner = self.lock();
-            let url = inner.servers.get(name).map(|e| e.server.config.url.clone());
-            let held = url
-                .and_then(|u| inner.records.get(&u))
-                .and_then(|r| r.tokens.as_ref());
+            let Some(entry) = inner.servers.get(name) else {
+                return Err(Error::InvalidParams(format!("unknown server {name:?}")));
+            };
             let margin = i64::try_from(min_validity.as_millis()).unwrap_or(i64::MAX);
-            let rejected = inner.servers.get(name).map(|e| &e.runtime.rejected);
-            match held {
-                Some(t)
-                    if t.access_valid_at(now_ms(), margin)
-                        && !rejected.is_some_and(|r| r.contains(&fingerprint(&t.access_token))) =>
-                {
-                    return Ok(());
-                }
-                Some(t) => Some(fingerprint(&t.access_token)),
-                None => None,
+            if super::usable_tokens(&inner, entry)
+                .is_some_and(|t| t.access_valid_at(now_ms(), margin))
+            {
+                return Ok(());
             }
+            inner
+                .records
+                .get(&entry.server.config.url)
+                .and_then(|r| r.tokens.as_ref())
+                .map(|t| fingerprint(&t.access_token))
         };
         let app = self.clone();
         let owned = name.to_owned();
