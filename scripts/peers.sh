@@ -4,6 +4,11 @@
 # the MCP TypeScript SDK's example server, oidc-provider, …
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The idle test measures the keyring mode too: run everything against a
+# throw-away gnome-keyring on a private session bus.
+if [ -z "${MCP_AUTH_SIDECAR_TEST_KEYRING:-}" ]; then
+  exec dbus-run-session -- scripts/with-keyring.sh "$0" "$@"
+fi
 source scripts/node-env.sh
 
 status=0

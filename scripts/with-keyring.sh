@@ -10,6 +10,17 @@ if [ -z "${DBUS_SESSION_BUS_ADDRESS:-}" ]; then
   exit 2
 fi
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/mcp-auth-keyring.XXXXXX")
+# The daemons this script starts outlive it (gnome-keyring daemonizes);
+# stop the ones that belong to this scratch folder, then remove it.
+cleanup() {
+  for pid in $(pgrep -f gnome-keyring-daemon || true); do
+    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "XDG_RUNTIME_DIR=$scratch/run"; then
+      kill "$pid" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
 export XDG_DATA_HOME="$scratch/data" XDG_CONFIG_HOME="$scratch/config" \
        XDG_CACHE_HOME="$scratch/cache" XDG_RUNTIME_DIR="$scratch/run"
 mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME" "$XDG_CACHE_HOME"

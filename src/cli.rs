@@ -80,6 +80,10 @@ enum Command {
     },
     /// Print a valid access token for a server (for scripts and header
     /// commands).
+    /// Internal: one keyring call in a process of its own (see
+    /// `store::keyring`).
+    #[command(name = "keyring-helper", hide = true)]
+    KeyringHelper { account: String },
     Token {
         /// A configured server name, or the server's URL.
         server: String,
@@ -105,6 +109,9 @@ fn parse_storage(s: &str) -> Result<StorageChoice, String> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::KeyringHelper { account }) = &cli.command {
+        return crate::store::keyring::helper_main(account);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -146,6 +153,7 @@ pub fn main() -> ExitCode {
             min_validity,
             common,
         } => runtime.block_on(token(server, min_validity, common)),
+        Command::KeyringHelper { .. } => ExitCode::FAILURE, // handled above
     };
     // A keyring call stuck behind an unlock prompt must not keep a finished
     // command alive: do not wait for blocking threads.

@@ -62,6 +62,72 @@ fn flow_alive(home: &Home, stem: &str) -> bool {
 enum Change {
     Record(String),
     Flow(String),
+    /// Events were lost: re-read every record and flow marker.
+    Everything,
+}
+
+/// What changed since the watcher task last looked. Sets, not a queue: a
+/// burst of events for one file is one entry, and the size is bounded by
+/// [`MAX_PENDING`] whatever the event rate.
+#[derive(Default)]
+struct Pending {
+    batch: std::sync::Mutex<Batch>,
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Batch {
+    records: HashSet<String>,
+    flows: HashSet<String>,
+    everything: bool,
+}
+
+/// Past this many distinct changed names, look at everything instead.
+const MAX_PENDING: usize = 1024;
+
+impl Pending {
+    fn add(&self, change: Change) {
+        {
+            let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+            if batch.records.len() + batch.flows.len() >= MAX_PENDING {
+                batch.records.clear();
+                batch.flows.clear();
+                batch.everything = true;
+            }
+            match change {
+                Change::Everything => batch.everything = true,
+                _ if batch.everything => {}
+                Change::Record(stem) => {
+                    batch.records.insert(stem);
+                }
+                Change::Flow(stem) => {
+                    batch.flows.insert(stem);
+                }
+            }
+        }
+        // Stores a permit when the task is busy: no change is missed.
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Batch {
+        std::mem::take(&mut *self.batch.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Whether an event can mean that another process changed a record or a
+/// flow marker. Opening and reading a file are events too (notify asks
+/// inotify for `IN_OPEN`), and reacting to them made every re-read trigger
+/// the next one: an idle sidecar with a stored credential spun a core.
+fn is_write_or_removal(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Any | EventKind::Other => false,
+    }
 }
 
 impl App {
@@ -74,16 +140,25 @@ impl App {
         let Ok(flows) = home.dir(FLOWS_DIR) else {
             return;
         };
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Change>();
+        let pending = Arc::new(Pending::default());
         let flows_dir = flows.clone();
+        let from_handler = pending.clone();
         let handler = move |event: notify::Result<notify::Event>| {
             let Ok(event) = event else { return };
+            if event.need_rescan() {
+                // The kernel's queue overflowed: events were lost.
+                from_handler.add(Change::Everything);
+                return;
+            }
+            if !is_write_or_removal(&event.kind) {
+                return;
+            }
             for path in event.paths {
                 let stem = stem_of(&path);
                 if path.parent() == Some(flows_dir.as_path()) {
-                    let _ = tx.send(Change::Flow(stem));
+                    from_handler.add(Change::Flow(stem));
                 } else if path.extension().is_some_and(|e| e == "rec") {
-                    let _ = tx.send(Change::Record(stem));
+                    from_handler.add(Change::Record(stem));
                 }
             }
         };
@@ -100,24 +175,22 @@ impl App {
             }
         }
         // Flows already running elsewhere when we started.
-        if let Ok(entries) = std::fs::read_dir(&flows) {
-            let stems: HashSet<String> = entries.flatten().map(|e| stem_of(&e.path())).collect();
-            self.refresh_flow_marks(&home, &stems);
-        }
+        self.refresh_flow_marks(&home, &dir_stems(&flows));
         let app = Arc::downgrade(self);
         tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                // One rename makes several events: handle a burst once.
-                let (mut records, mut flows) = (HashSet::new(), HashSet::new());
-                let mut add = |c: Change| match c {
-                    Change::Record(s) => records.insert(s),
-                    Change::Flow(s) => flows.insert(s),
-                };
-                add(first);
-                while let Ok(c) = rx.try_recv() {
-                    add(c);
-                }
+            loop {
+                pending.wake.notified().await;
+                // One rename makes several events: a burst is handled once.
+                let Batch {
+                    mut records,
+                    mut flows,
+                    everything,
+                } = pending.take();
                 let Some(app) = app.upgrade() else { break };
+                if everything {
+                    records.extend(app.known_stems());
+                    flows.extend(dir_stems(&home.root().join(FLOWS_DIR)));
+                }
                 if !flows.is_empty() {
                     app.refresh_flow_marks(&home, &flows);
                 }
@@ -173,6 +246,15 @@ impl App {
         }
     }
 
+    /// The record file stems of every server this instance knows.
+    fn known_stems(&self) -> HashSet<String> {
+        self.lock()
+            .servers
+            .values()
+            .map(|e| crate::store::sealed::file_stem(&e.server.config.url))
+            .collect()
+    }
+
     async fn reload_changed(&self, stems: &HashSet<String>) {
         let urls: Vec<String> = {
             let inner = self.lock();
@@ -184,13 +266,20 @@ impl App {
                 .collect()
         };
         for url in urls {
-            if let Err(e) = self.reload(&url).await {
+            if let Err(e) = self.reload_view(&url).await {
                 tracing::warn!(server = %url, error = %e, "cannot re-read a changed record");
             }
         }
         self.publish_changes();
         self.record_changed.notify_waiters();
     }
+}
+
+/// The stems of the files in `dir` (flow markers).
+fn dir_stems(dir: &Path) -> HashSet<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().map(|e| stem_of(&e.path())).collect())
+        .unwrap_or_default()
 }
 
 fn stem_of(path: &Path) -> String {

@@ -23,20 +23,94 @@ pub async fn get_or_create_key(
     timeout: Duration,
     held: crate::lock::FileLock,
 ) -> Result<DataKey, StoreError> {
-    let work = tokio::task::spawn_blocking(move || {
-        let result = blocking_get_or_create(&account);
-        drop(held);
-        result
-    });
-    match tokio::time::timeout(timeout, work).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(join)) => Err(StoreError::KeyringUnavailable(format!(
-            "keyring call failed: {join}"
-        ))),
+    let result = tokio::time::timeout(timeout, key_call(account)).await;
+    // The call has really ended (or its helper process was killed) before
+    // the lock goes: a call stuck behind an unlock prompt cannot race
+    // another instance into creating a second key.
+    drop(held);
+    match result {
+        Ok(result) => result,
         Err(_) => Err(StoreError::KeyringUnavailable(format!(
             "the keyring did not answer within {}s (is it locked and waiting for an unlock prompt?)",
             timeout.as_secs()
         ))),
+    }
+}
+
+/// On the Secret Service, the call runs in a short-lived copy of this
+/// program (`keyring-helper`, hidden): zbus leaves threads behind in any
+/// process that used it — the `blocking` crate's pool threads never retire
+/// and wake twice a second — so an idle sidecar in `keyring` mode would
+/// never be idle. The helper takes them with it when it exits.
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+async fn key_call(account: String) -> Result<DataKey, StoreError> {
+    use tokio::io::AsyncReadExt;
+    let failed = |why: String| StoreError::KeyringUnavailable(format!("keyring helper: {why}"));
+    let mut child = tokio::process::Command::new(own_executable())
+        .arg(HELPER_COMMAND)
+        .arg(&account)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| failed(format!("cannot start: {e}")))?;
+    let mut answer = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        stdout
+            .take(MAX_ANSWER)
+            .read_to_end(&mut answer)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    let status = child.wait().await.map_err(|e| failed(e.to_string()))?;
+    let answer = String::from_utf8_lossy(&answer);
+    let (kind, rest) = answer.trim_end().split_once(' ').unwrap_or((&answer, ""));
+    match (kind, status.success()) {
+        ("ok", true) => decode_key(rest.as_bytes()),
+        ("bad-key", _) => Err(StoreError::BadKey),
+        ("unavailable", _) => Err(StoreError::KeyringUnavailable(rest.to_owned())),
+        _ => Err(failed(format!("ended without an answer ({status})"))),
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")))]
+async fn key_call(account: String) -> Result<DataKey, StoreError> {
+    tokio::task::spawn_blocking(move || blocking_get_or_create(&account))
+        .await
+        .map_err(|join| StoreError::KeyringUnavailable(format!("keyring call failed: {join}")))?
+}
+
+/// The hidden subcommand that runs [`helper_main`].
+pub const HELPER_COMMAND: &str = "keyring-helper";
+/// The helper's answer is one short line.
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+const MAX_ANSWER: u64 = 4096;
+
+/// This very program, even if the file was replaced by an upgrade since it
+/// started (Linux keeps the running image reachable through /proc).
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+fn own_executable() -> std::path::PathBuf {
+    let proc_self = std::path::Path::new("/proc/self/exe");
+    if proc_self.exists() {
+        return proc_self.to_owned();
+    }
+    std::env::current_exe().unwrap_or_else(|_| proc_self.to_owned())
+}
+
+/// The helper process: one keyring call, one line on stdout (`ok <key>`,
+/// `bad-key`, or `unavailable <why>`), then exit.
+pub fn helper_main(account: &str) -> std::process::ExitCode {
+    use std::io::Write;
+    let line = match blocking_get_or_create(account) {
+        Ok(key) => format!("ok {}", encode_key(&key)),
+        Err(StoreError::BadKey) => "bad-key".to_owned(),
+        Err(e) => format!("unavailable {}", e.to_string().replace('\n', " ")),
+    };
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(_) => std::process::ExitCode::FAILURE,
     }
 }
 

@@ -61,7 +61,7 @@ export const asCounts = (peer) => getJson(`${peer.info.asControl}/counts`);
 export const asRequests = (peer) => getJson(`${peer.info.asControl}/requests`);
 
 /** A sidecar process on `dirs`, initialized with one server `peer`. */
-export async function startSidecar(dirs, mcpUrl) {
+export async function startSidecar(dirs, mcpUrl, { storage = 'file' } = {}) {
   const sidecar = new Sidecar(BIN, {
     ...process.env,
     HOME: dirs.home,
@@ -80,7 +80,7 @@ export async function startSidecar(dirs, mcpUrl) {
       clientInfo: { name: 'oidc-peer-test', version: '1' },
       capabilities: {},
       initializationOptions: {
-        storage: 'file',
+        storage,
         discoverConfigFiles: false,
         browser: [process.execPath, join(here, 'browser.mjs')],
         servers: { peer: { url: mcpUrl } },
@@ -143,8 +143,8 @@ export async function scenario(t, peerEnv) {
     peer,
     info: peer.info,
     dirs,
-    async sidecar() {
-      const s = await startSidecar(dirs, peer.info.mcp);
+    async sidecar(options) {
+      const s = await startSidecar(dirs, peer.info.mcp, options);
       sidecars.push(s);
       return s;
     },
