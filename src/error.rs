@@ -31,6 +31,27 @@ pub enum Error {
     /// -32602: unknown server name, malformed URL, bad field.
     #[error("{0}")]
     InvalidParams(String),
+    /// 1007: a server did not answer (unreachable, timed out, 5xx) or
+    /// another instance held the credential too long. Transient: the
+    /// stored tokens are kept and asking again may work (SPEC §6).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl Error {
+    /// A lock that could not be taken: waiting too long is transient (some
+    /// other instance is busy with the credential), anything else is the
+    /// store's problem.
+    pub fn from_lock(e: crate::lock::LockError, what: &str) -> Self {
+        match e {
+            crate::lock::LockError::TimedOut { waited, .. } => Error::Unavailable(format!(
+                "another mcp-auth-sidecar process has been using {what} for more than {} s \
+                 (an authorization waiting in its browser?); try again when it is done",
+                waited.as_secs()
+            )),
+            other => Error::StorageUnavailable(other.into()),
+        }
+    }
 }
 
 impl From<UrlError> for Error {

@@ -29,10 +29,13 @@ pub const MAX_BODY: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    /// The request never reached the server (or it answered 5xx): safe to
-    /// send again.
+    /// The request never reached the server: safe to send again.
     #[error("cannot reach {url}: {reason}")]
     Unreachable { url: String, reason: String },
+    /// The server (or a gateway before it) answered 5xx without an OAuth
+    /// error body: a 502 or 504 may hide a request the server did process.
+    #[error("{url} answered HTTP {status}")]
+    ServerError { url: String, status: u16 },
     /// The request may have been processed, but the answer was lost: for a
     /// single-use refresh token, sending it again could spend it twice.
     #[error("the answer from {url} was lost: {reason}")]
@@ -113,9 +116,9 @@ pub async fn get_json(
     let request = http.get(url).header("MCP-Protocol-Version", "2025-11-25");
     let (status, doc) = send_json(url, request).await?;
     if status.is_server_error() {
-        return Err(FetchError::Unreachable {
+        return Err(FetchError::ServerError {
             url: url.to_owned(),
-            reason: format!("HTTP {status}"),
+            status: status.as_u16(),
         });
     }
     Ok(match doc {

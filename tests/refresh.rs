@@ -6,8 +6,9 @@
 mod common;
 
 use common::mock_as::*;
-use common::{Env, Route};
+use common::{Env, HANG_UP, Route};
 use serde_json::json;
+use std::time::Duration;
 
 const REJECTED: &str = r#"Bearer error="invalid_token""#;
 
@@ -112,4 +113,155 @@ fn a_refresh_without_a_new_refresh_token_keeps_the_old_one() {
     }
     assert_eq!(as_.count("POST /token"), 3);
     s.shutdown();
+}
+
+/// Tokens that expire a second after they are issued.
+fn short_tokens() -> serde_json::Value {
+    json!({"access_token": "at-{n}", "token_type": "Bearer", "expires_in": 1, "refresh_token": "rt-{n}", "scope": "mcp:read"})
+}
+
+/// Authorizes against `as_`, then waits until the access token expired.
+fn authorized_then_expired(env: &Env, as_: &common::RouteStub) -> common::Sidecar {
+    let mut s = start(env, &format!("{}/mcp", as_.base), json!({}));
+    authorize_by_paste(&mut s, as_);
+    std::thread::sleep(Duration::from_millis(1500));
+    s
+}
+
+/// The one sealed record file of the sidecar's file store.
+fn record_file(env: &Env) -> std::path::PathBuf {
+    let dir = env.sidecar_home().join("store/file/records");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "rec"))
+        .expect("a record file")
+}
+
+/// Issue 8 (6): under the credential lock, a record that cannot be read
+/// (another data key, a newer build, an I/O error) must stop the refresh:
+/// memory may lag another instance's rotation, so presenting its refresh
+/// token could replay a spent one, and writing would destroy that record.
+#[test]
+fn an_unreadable_record_is_never_refreshed_from_memory_nor_overwritten() {
+    for damage in ["garbage", "directory"] {
+        let env = Env::new();
+        let as_ = stub_with_token(
+            |_, _| {},
+            None,
+            Route::json("POST", "/token", 200, short_tokens()),
+        );
+        let mut s = authorized_then_expired(&env, &as_);
+        let file = record_file(&env);
+        match damage {
+            "garbage" => std::fs::write(&file, b"sealed by someone else").unwrap(),
+            // An I/O error: the name now leads to a directory. Renamed into
+            // place, as a write by another process would be.
+            _ => {
+                let link = file.with_extension("tmp-link");
+                std::os::unix::fs::symlink(file.parent().unwrap(), &link).unwrap();
+                std::fs::rename(&link, &file).unwrap();
+            }
+        }
+        let e = s.err("mcp/accessToken", json!({"server": "srv"}));
+        assert_eq!(e["code"], 1004, "{damage}: {e}");
+        let message = e["message"].as_str().unwrap();
+        assert!(message.contains("cannot be used"), "{damage}: {message}");
+        assert_eq!(as_.count("POST /token"), 1, "{damage}: no refresh was sent");
+        match damage {
+            "garbage" => assert_eq!(std::fs::read(&file).unwrap(), b"sealed by someone else"),
+            _ => assert!(
+                file.symlink_metadata().unwrap().is_symlink(),
+                "{damage}: nothing was written"
+            ),
+        }
+        s.shutdown();
+    }
+}
+
+/// Issue 8 (7): a token endpoint that took the request and never answered
+/// (a crash, a proxy's timeout) is a transient failure — state `error`,
+/// tokens kept, error 1007 — never "the authorization server refused"
+/// (1002). And it is not sent again: the AS may have rotated the token.
+#[test]
+fn a_lost_answer_is_transient_and_not_sent_again() {
+    let env = Env::new();
+    let as_ = stub_with_token(
+        |_, _| {},
+        None,
+        Route::json("POST", "/token", 200, short_tokens()).after(1, HANG_UP, json!({})),
+    );
+    let mut s = authorized_then_expired(&env, &as_);
+    let e = s.err("mcp/accessToken", json!({"server": "srv"}));
+    assert_eq!(e["code"], 1007, "{e}");
+    assert!(!e["message"].as_str().unwrap().contains("refused"), "{e}");
+    assert_eq!(as_.count("POST /token"), 2, "one refresh, no retry");
+    let st = s.ok("mcp/authStatus", json!({"server": "srv"}))["servers"][0].clone();
+    assert_eq!(st["state"], "error", "{st}");
+    assert!(st["message"].as_str().unwrap().contains("kept"), "{st}");
+    s.shutdown();
+}
+
+/// Issue 8 (6): a 502 or 504 from a gateway may follow a rotation the AS
+/// already made: reported, not retried (a 503 is, see above).
+#[test]
+fn a_gateway_error_is_reported_without_a_retry() {
+    for status in [502, 504] {
+        let env = Env::new();
+        let as_ = stub_with_token(
+            |_, _| {},
+            None,
+            Route::json("POST", "/token", 200, short_tokens()).after(1, status, json!({})),
+        );
+        let mut s = authorized_then_expired(&env, &as_);
+        let e = s.err("mcp/accessToken", json!({"server": "srv"}));
+        assert_eq!(e["code"], 1007, "{status}: {e}");
+        assert_eq!(as_.count("POST /token"), 2, "{status}: no retry");
+        s.shutdown();
+    }
+}
+
+/// Issue 8 (7): a refresh that waited too long for another instance's
+/// browser flow says so (1007), not "storage unavailable" (1004).
+#[test]
+fn waiting_too_long_for_another_instance_is_transient_not_storage() {
+    let env = Env::new();
+    let as_ = stub_with_token(
+        |_, _| {},
+        None,
+        Route::json("POST", "/token", 200, short_tokens()),
+    );
+    let url = format!("{}/mcp", as_.base);
+    // A's browser flows may take 5 minutes.
+    let mut a = env.spawn();
+    a.initialize(json!({
+        "storage": "file", "discoverConfigFiles": false, "browser": "none",
+        "authorizationTimeout": 300, "servers": {"srv": {"url": url}}
+    }));
+    authorize_by_paste(&mut a, &as_);
+    std::thread::sleep(Duration::from_millis(1500));
+    // A starts a new browser flow and holds the credential meanwhile.
+    let flow = a.start("mcp/authorize", json!({"server": "srv", "force": true}));
+    a.wait_notification("mcp/authorizationPending", common::WAIT)
+        .expect("A's flow started");
+    // B gives up after its own 1-second flow timeout and the margin.
+    let mut b = env.spawn();
+    b.initialize(json!({
+        "storage": "file", "discoverConfigFiles": false, "browser": "none",
+        "authorizationTimeout": 1, "servers": {"srv": {"url": url}}
+    }));
+    let id = b.start("mcp/accessToken", json!({"server": "srv"}));
+    let r = b.wait_response_within(&json!(id), Duration::from_secs(90));
+    let e = r["error"].clone();
+    assert_eq!(e["code"], 1007, "{r}");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains("another mcp-auth-sidecar process"),
+        "{message}"
+    );
+    assert_eq!(as_.count("POST /token"), 1, "B sent nothing");
+    a.send(&json!({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": flow}}));
+    let _ = a.wait_response(&json!(flow));
+    b.shutdown();
+    a.shutdown();
 }

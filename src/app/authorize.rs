@@ -96,15 +96,16 @@ impl App {
             .entry(url.to_owned())
             .or_default()
             .clone();
+        let what = format!("the credential of {url}");
         let local = tokio::time::timeout(bound, local.lock_owned())
             .await
             .map_err(|_| {
-                Error::StorageUnavailable(
+                Error::from_lock(
                     crate::lock::LockError::TimedOut {
                         path: url.into(),
                         waited: bound,
-                    }
-                    .into(),
+                    },
+                    &what,
                 )
             })?;
         let file = match &self.home {
@@ -117,7 +118,7 @@ impl App {
                 Some(
                     FileLock::acquire(&path, bound)
                         .await
-                        .map_err(|e| Error::StorageUnavailable(e.into()))?,
+                        .map_err(|e| Error::from_lock(e, &what))?,
                 )
             }
         };
@@ -134,8 +135,26 @@ impl App {
         })
     }
 
-    /// Reads the record of `url` from storage into the in-memory view.
+    /// Reads the record of `url` from storage into the in-memory view, for
+    /// a transaction under the credential lock: a record that cannot be
+    /// read is an error (fail closed), because acting on the in-memory copy
+    /// could present a refresh token another instance already rotated, or
+    /// overwrite that instance's record.
     pub(super) async fn reload(&self, url: &str) -> Result<Option<CredentialRecord>, Error> {
+        self.read_record(url, OnUnreadable::Fail).await
+    }
+
+    /// The same for looking only (the store watcher): an unreadable record
+    /// keeps what memory had rather than forget a credential.
+    pub(super) async fn reload_view(&self, url: &str) -> Result<Option<CredentialRecord>, Error> {
+        self.read_record(url, OnUnreadable::KeepMemory).await
+    }
+
+    async fn read_record(
+        &self,
+        url: &str,
+        on_unreadable: OnUnreadable,
+    ) -> Result<Option<CredentialRecord>, Error> {
         let store = self.store.clone();
         let key = url.to_owned();
         let loaded = tokio::task::spawn_blocking(move || store.load(&key))
@@ -150,11 +169,17 @@ impl App {
                 inner.records.remove(url);
                 return Ok(None);
             }
-            // Unreadable now (I/O trouble, a newer format): keep what we
-            // had rather than forget a credential on a failed read.
-            unusable @ Loaded::Unusable { .. } => {
-                let _ = unusable.into_record(); // logs why
-                return Ok(inner.records.get(url).cloned());
+            // Unreadable now (I/O trouble, a newer format, another key).
+            Loaded::Unusable { location, problem } => {
+                return match on_unreadable {
+                    OnUnreadable::KeepMemory => {
+                        tracing::warn!(%location, %problem, "cannot re-read a stored credential; keeping the one in memory");
+                        Ok(inner.records.get(url).cloned())
+                    }
+                    OnUnreadable::Fail => Err(Error::StorageUnavailable(
+                        crate::store::StoreError::Unreadable { location, problem },
+                    )),
+                };
             }
         };
         // Every write happens under the credential lock and bumps the
@@ -634,7 +659,7 @@ impl App {
             let config = self.config_of(name)?;
             return match delivered {
                 Ok(r) if r.status().is_success() => {
-                    self.reload(&config.url).await?;
+                    self.reload_view(&config.url).await?;
                     // A flow of ours waiting to join that one ends now too.
                     let flow = self.flow_mutex(name);
                     drop(flow.lock().await);
@@ -761,22 +786,30 @@ fn reusable_port(redirect_uri: &str, host: &str) -> Option<u16> {
     same_host.then(|| url.port()).flatten()
 }
 
-fn discovery_error(e: DiscoveryError) -> Error {
+/// What a failed re-read of a stored record means.
+#[derive(Debug, Clone, Copy)]
+enum OnUnreadable {
+    Fail,
+    KeepMemory,
+}
+
+pub(super) fn discovery_error(e: DiscoveryError) -> Error {
     match e {
         DiscoveryError::Insecure(u) => u.into(),
+        // Not reaching a server says nothing about its metadata.
+        DiscoveryError::Fetch(f) => Error::Unavailable(format!("discovery: {f}")),
         other => Error::DiscoveryFailed(other.to_string()),
     }
 }
 
+/// An engine error as the user should read it: only an answer from the AS
+/// is a refusal; a server that did not answer is a transient failure.
 pub(super) fn oauth_error(e: OAuthError) -> Error {
     match e {
         OAuthError::Refused { error, description } => {
             Error::AuthorizationFailed { error, description }
         }
-        OAuthError::Fetch(f) => Error::AuthorizationFailed {
-            error: "temporarily_unavailable".into(),
-            description: Some(f.to_string()),
-        },
+        OAuthError::Fetch(f) => Error::Unavailable(f.to_string()),
         OAuthError::Malformed(m) => Error::AuthorizationFailed {
             error: "invalid_response".into(),
             description: Some(m),

@@ -1,23 +1,45 @@
 //! Keeping tokens fresh (SPEC §6): one refresh transaction per credential,
 //! across every running instance.
 //!
-//! The transaction, top to bottom (see [`App::refresh_transaction`]):
+//! The transaction, top to bottom (see [`App::refresh_steps`]); each step
+//! logs one line (`refresh N/6: …`) and any failure ends it with nothing
+//! sent or written after that point:
 //! 1. take the credential's exclusive file lock (waits without polling,
-//!    with a bound);
-//! 2. re-read storage: if another instance already refreshed, adopt its
-//!    token and make no request;
-//! 3. refresh at the token endpoint (client authentication, `resource`,
-//!    retries with backoff for transient failures only);
+//!    with a bound) — or adopt a token another instance stores meanwhile;
+//! 2. re-read storage, failing closed: a record that cannot be read stops
+//!    the transaction (the in-memory copy may lag another instance's
+//!    rotation); if another instance already refreshed, adopt its token;
+//! 3. refresh at the token endpoint (client authentication, `resource`),
+//!    sent again only when the refresh token was surely not spent: a
+//!    connection that never opened, a 503, or the AS's own
+//!    `temporarily_unavailable`/`server_error` answer;
 //! 4. persist atomically — the rotated refresh token is on disk before
 //!    anyone sees the new access token;
-//! 5. on `invalid_grant`, re-read (still under the lock): adopt a token
-//!    someone else stored meanwhile, else drop the tokens (never the
-//!    registration, never someone else's tokens);
+//! 5. on `invalid_grant`, re-read (still under the lock, failing closed):
+//!    adopt a token someone else stored meanwhile, else drop the tokens
+//!    (never the registration, never someone else's tokens);
 //! 6. release the lock (drop), update memory, publish.
 //!
 //! It runs in its own task: a cancelled request or a closed editor does not
 //! stop a refresh whose single-use refresh token may already be spent.
+//!
+//! Residual risks (what this cannot prevent):
+//! - An answer lost after the AS rotated the token (a timeout, a dropped
+//!   connection, a gateway's 502/504): we never learn the new refresh
+//!   token. We do not resend at once, but the old token stays stored and
+//!   the next refresh presents it; an AS with reuse detection then revokes
+//!   the grant (`invalid_grant` → `unauthenticated`, authorize again). An
+//!   AS with a reuse grace period accepts it.
+//! - A process killed between step 3 and step 4 loses the rotated token
+//!   the same way (SPEC §6); the lock is released by the kernel and the
+//!   stored record stays whole.
+//! - A 503 that a gateway sent after the AS processed the request would be
+//!   retried; RFC 9110 §15.6.4 means "not handled", and we take it at its
+//!   word.
+//! - Another process of the same user can read and write the records (the
+//!   same user is the trust boundary; see ARCHITECTURE.md).
 
+use super::authorize::discovery_error;
 use super::{App, fingerprint};
 use crate::error::Error;
 use crate::oauth::{OAuthError, token};
@@ -26,10 +48,10 @@ use crate::store::record::TokenSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a refresh waits for another instance's transaction on the same
-/// credential (a refresh is one HTTP exchange; a browser flow holds the
-/// same lock longer, and then the refresh had better wait for it).
-const LOCK_BOUND: Duration = Duration::from_secs(330);
+/// How long a refresh waits beyond the browser-flow timeout for another
+/// instance's transaction on the same credential: a browser flow holds the
+/// lock that long at most, then one token exchange.
+const LOCK_MARGIN: Duration = Duration::from_secs(30);
 /// Backoff between attempts after transient failures.
 const BACKOFF: [Duration; 3] = [
     Duration::from_millis(250),
@@ -51,16 +73,37 @@ fn is_dead_grant(error: &str) -> bool {
     )
 }
 
-/// Worth another try: the network, 5xx, `temporarily_unavailable`.
-fn is_transient(e: &OAuthError) -> bool {
+/// What a failed refresh attempt allows next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterFailure {
+    /// The refresh token was surely not spent: send it again after a
+    /// backoff.
+    Retry,
+    /// The request may have been processed (a lost answer, a gateway's
+    /// 502/504): the AS may have rotated the refresh token already, and
+    /// presenting it again would trip reuse detection and revoke the grant.
+    /// Report a transient error and keep the tokens.
+    Stop,
+}
+
+/// Which failures are retried at once. Residual risk: see the module's
+/// documentation.
+fn after_failure(e: &OAuthError) -> AfterFailure {
+    use crate::http::FetchError;
     match e {
-        // Only when the request surely did not get through (or the server
-        // said 5xx): a lost answer may hide a spent refresh token.
-        OAuthError::Fetch(f) => matches!(f, crate::http::FetchError::Unreachable { .. }),
-        OAuthError::Refused { error, .. } => {
-            error == "temporarily_unavailable" || error == "server_error"
+        // Never sent.
+        OAuthError::Fetch(FetchError::Unreachable { .. }) => AfterFailure::Retry,
+        // RFC 9110 §15.6.4: the server cannot handle requests right now.
+        OAuthError::Fetch(FetchError::ServerError { status: 503, .. }) => AfterFailure::Retry,
+        OAuthError::Fetch(_) => AfterFailure::Stop,
+        // RFC 6749 §5.2 error answers come from the AS itself: it did not
+        // issue tokens, and these two say "try later".
+        OAuthError::Refused { error, .. }
+            if error == "temporarily_unavailable" || error == "server_error" =>
+        {
+            AfterFailure::Retry
         }
-        OAuthError::Malformed(_) => false,
+        OAuthError::Refused { .. } | OAuthError::Malformed(_) => AfterFailure::Stop,
     }
 }
 
@@ -198,14 +241,15 @@ impl App {
         // 1. The credential's lock, across processes. While we wait, the
         // store watcher may show that the holder stored a new token: adopt
         // it at once instead of queueing for the lock only to read it.
-        let lock = self.credential_lock(url, LOCK_BOUND);
+        let bound = self.options.flow_timeout.saturating_add(LOCK_MARGIN);
+        let lock = self.credential_lock(url, bound);
         tokio::pin!(lock);
         let _lock = loop {
             let changed = self.record_changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
             if self.replaced_in_memory(url, stale, margin) {
-                tracing::debug!(server = %name, "adopted a token another instance refreshed");
+                tracing::info!(server = %name, "refresh 1/6: adopted, while waiting for the lock, a token another instance stored");
                 return Ok(());
             }
             tokio::select! {
@@ -213,38 +257,44 @@ impl App {
                 () = &mut changed => {}
             }
         };
+        tracing::debug!(server = %name, "refresh 1/6: credential lock held");
 
-        // 2. Re-read: someone may have refreshed while we waited.
-        let record = self.reload(url).await?;
-        let Some(mut record) = record else {
+        // 2. Re-read under the lock. Fails closed: without a successful
+        // read, memory may lag another instance's rotation, so nothing is
+        // sent and nothing is written.
+        let Some(mut record) = self.reload(url).await? else {
+            tracing::info!(server = %name, "refresh 2/6: the record is gone (signed out elsewhere)");
             return Err(self.authorization_required(name));
         };
         let Some(tokens) = record.tokens.clone() else {
+            tracing::info!(server = %name, "refresh 2/6: no tokens stored (signed out elsewhere)");
             return Err(self.authorization_required(name));
         };
         let changed = stale != Some(fingerprint(&tokens.access_token).as_str());
         if changed && tokens.access_valid_at(now_ms(), margin) {
-            tracing::debug!(server = %name, "adopted a token another instance refreshed");
+            tracing::info!(server = %name, "refresh 2/6: adopted a token another instance stored");
             return Ok(());
         }
         let (Some(refresh_token), Some(client)) = (
             tokens.refresh_token.clone(),
             record.registrations.get(&tokens.issuer).cloned(),
         ) else {
+            tracing::info!(server = %name, "refresh 2/6: nothing to refresh with");
             return Err(self.authorization_required(name));
         };
+        tracing::debug!(server = %name, "refresh 2/6: re-read; our token is still the stored one");
         let endpoint = match &tokens.token_endpoint {
             Some(e) => e.clone(),
             None => {
                 crate::oauth::discovery::authorization_server(&self.http, &tokens.issuer)
                     .await
-                    .map_err(|e| Error::DiscoveryFailed(e.to_string()))?
+                    .map_err(discovery_error)?
                     .token_endpoint
             }
         };
 
-        // 3. The refresh request, retried only while failures are transient.
-        tracing::debug!(server = %name, "sending the refresh request");
+        // 3. The refresh request, sent again only while the refresh token
+        // was surely not spent.
         let mut attempt = 0;
         let outcome = loop {
             let result = token::refresh(
@@ -256,8 +306,8 @@ impl App {
             )
             .await;
             match result {
-                Err(e) if is_transient(&e) && attempt < BACKOFF.len() => {
-                    tracing::info!(server = %name, error = %e, "refresh failed; retrying");
+                Err(e) if after_failure(&e) == AfterFailure::Retry && attempt < BACKOFF.len() => {
+                    tracing::info!(server = %name, error = %e, "refresh 3/6: not processed; retrying");
                     tokio::time::sleep(BACKOFF[attempt]).await;
                     attempt += 1;
                 }
@@ -267,6 +317,7 @@ impl App {
 
         match outcome {
             Ok(new) => {
+                tracing::debug!(server = %name, "refresh 3/6: new tokens received");
                 // 4. Persist first. No refresh token in the answer: keep ours.
                 record.tokens = Some(TokenSet {
                     access_token: new.access_token,
@@ -283,14 +334,17 @@ impl App {
                 });
                 record.revision += 1;
                 self.persist(record).await?;
-                tracing::info!(server = %name, "refreshed");
+                tracing::info!(server = %name, "refresh 4/6: refreshed and persisted");
                 Ok(())
             }
             Err(OAuthError::Refused { error, description }) if is_dead_grant(&error) => {
-                // 5. Dead grant: adopt what someone else stored, if anything.
+                // 5. Dead grant: adopt what someone else stored, if
+                // anything. Again fail closed: an unreadable record is left
+                // alone, never overwritten.
                 let again = self.reload(url).await?;
                 let theirs = again.as_ref().and_then(|r| r.tokens.as_ref());
                 if theirs.is_some_and(|t| t.refresh_token.as_ref() != Some(&refresh_token)) {
+                    tracing::info!(server = %name, "refresh 5/6: refused, but another instance stored new tokens: adopted");
                     return Ok(());
                 }
                 if let Some(mut mine) = again {
@@ -298,6 +352,7 @@ impl App {
                     mine.revision += 1;
                     self.persist(mine).await?;
                 }
+                tracing::info!(server = %name, %error, "refresh 5/6: the refresh token is dead; tokens dropped");
                 let why = description
                     .map(|d| format!("{error}: {d}"))
                     .unwrap_or(error);
@@ -306,9 +361,13 @@ impl App {
                 });
                 Err(self.authorization_required(name))
             }
-            Err(e) => Err(super::authorize::oauth_error(e)),
+            Err(e) => {
+                tracing::info!(server = %name, error = %e, "refresh 3/6: failed; the stored tokens are kept");
+                Err(super::authorize::oauth_error(e))
+            }
         }
-        // 6. The lock is released as `_lock` drops.
+        // 6. The lock is released as `_lock` drops; the caller updates the
+        // runtime state and publishes.
     }
 
     /// Whether memory already holds a token other than `stale` that is good
@@ -327,5 +386,72 @@ impl App {
 
     pub(super) fn authorization_required(&self, name: &str) -> Error {
         Error::AuthorizationRequired(Box::new(self.status(name)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::FetchError;
+
+    fn refused(error: &str) -> OAuthError {
+        OAuthError::Refused {
+            error: error.into(),
+            description: None,
+        }
+    }
+
+    fn status(status: u16) -> OAuthError {
+        OAuthError::Fetch(FetchError::ServerError {
+            url: "https://as.example/token".into(),
+            status,
+        })
+    }
+
+    #[test]
+    fn only_requests_that_surely_spent_nothing_are_sent_again() {
+        use AfterFailure::{Retry, Stop};
+        let unreachable = OAuthError::Fetch(FetchError::Unreachable {
+            url: "https://as.example/token".into(),
+            reason: "connection refused".into(),
+        });
+        let lost = OAuthError::Fetch(FetchError::Interrupted {
+            url: "https://as.example/token".into(),
+            reason: "operation timed out".into(),
+        });
+        let too_large = OAuthError::Fetch(FetchError::TooLarge {
+            url: "https://as.example/token".into(),
+        });
+        let table: Vec<(&str, OAuthError, AfterFailure)> = vec![
+            ("connection refused", unreachable, Retry),
+            ("503", status(503), Retry),
+            (
+                "temporarily_unavailable",
+                refused("temporarily_unavailable"),
+                Retry,
+            ),
+            ("server_error", refused("server_error"), Retry),
+            ("timed out: the AS may have rotated", lost, Stop),
+            ("body too large", too_large, Stop),
+            ("500 without an OAuth body", status(500), Stop),
+            ("502 from a gateway", status(502), Stop),
+            ("504 from a gateway", status(504), Stop),
+            ("invalid_grant", refused("invalid_grant"), Stop),
+            ("invalid_client", refused("invalid_client"), Stop),
+            ("malformed", OAuthError::Malformed("x".into()), Stop),
+        ];
+        for (what, error, expected) in table {
+            assert_eq!(after_failure(&error), expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn dead_grant_names() {
+        for dead in ["invalid_grant", "invalid_refresh_token", "token_revoked"] {
+            assert!(is_dead_grant(dead), "{dead}");
+        }
+        for alive in ["invalid_client", "temporarily_unavailable", "server_error"] {
+            assert!(!is_dead_grant(alive), "{alive}");
+        }
     }
 }

@@ -135,10 +135,14 @@ pub async fn revoke(
         return Ok(());
     }
     Err(oauth_error_of(&doc).unwrap_or_else(|| {
-        OAuthError::Fetch(FetchError::Unreachable {
-            url: endpoint.to_owned(),
-            reason: format!("HTTP {status}"),
-        })
+        if status.is_server_error() {
+            OAuthError::Fetch(FetchError::ServerError {
+                url: endpoint.to_owned(),
+                status: status.as_u16(),
+            })
+        } else {
+            OAuthError::Malformed(format!("the revocation endpoint answered HTTP {status}"))
+        }
     }))
 }
 
@@ -189,9 +193,9 @@ pub async fn request(
     }
     Err(oauth_error_of(&doc).unwrap_or_else(|| {
         if status.is_server_error() {
-            OAuthError::Fetch(FetchError::Unreachable {
+            OAuthError::Fetch(FetchError::ServerError {
                 url: endpoint.to_owned(),
-                reason: format!("HTTP {status}"),
+                status: status.as_u16(),
             })
         } else {
             OAuthError::Malformed(format!(

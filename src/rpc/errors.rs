@@ -11,6 +11,7 @@ pub const DISCOVERY_FAILED: i64 = 1003;
 pub const STORAGE_UNAVAILABLE: i64 = 1004;
 pub const TIMEOUT: i64 = 1005;
 pub const INSECURE_URL: i64 = 1006;
+pub const UNAVAILABLE: i64 = 1007;
 
 pub fn to_rpc(e: &Error) -> RpcError {
     let message = e.to_string();
@@ -28,6 +29,7 @@ pub fn to_rpc(e: &Error) -> RpcError {
         Error::Timeout(_) => (ErrorCode::ServerError(TIMEOUT), None),
         Error::InsecureUrl(_) => (ErrorCode::ServerError(INSECURE_URL), None),
         Error::InvalidParams(_) => (ErrorCode::InvalidParams, None),
+        Error::Unavailable(_) => (ErrorCode::ServerError(UNAVAILABLE), None),
     };
     RpcError {
         code,

@@ -71,6 +71,16 @@ pub enum StoreError {
     Crypto,
     #[error("{0}")]
     Record(RecordProblem),
+    /// Under a credential's lock, a record must be read before anything is
+    /// sent or written; this one could not be.
+    #[error(
+        "the stored credential {location} cannot be used ({problem}); nothing was sent or written — \
+         if a newer mcp-auth-sidecar wrote it, use that version; otherwise remove the file and authorize again"
+    )]
+    Unreadable {
+        location: String,
+        problem: RecordProblem,
+    },
 }
 
 /// One stored record as read back.

@@ -152,6 +152,12 @@ impl Sidecar {
     /// Waits for the response with `id` (a number or null), keeping
     /// everything else in the backlog.
     pub fn wait_response(&mut self, id: &Value) -> Value {
+        self.wait_response_within(id, WAIT)
+    }
+
+    /// [`wait_response`](Self::wait_response) for an answer that may take
+    /// longer than [`WAIT`].
+    pub fn wait_response_within(&mut self, id: &Value, wait: Duration) -> Value {
         if let Some(pos) = self
             .backlog
             .iter()
@@ -159,12 +165,12 @@ impl Sidecar {
         {
             return self.backlog.remove(pos).expect("backlog entry");
         }
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let msg = self.next_message(left).unwrap_or_else(|| {
                 panic!(
-                    "no response to id {id} within {WAIT:?}; stderr:\n{}",
+                    "no response to id {id} within {wait:?}; stderr:\n{}",
                     self.stderr()
                 )
             });
@@ -426,6 +432,10 @@ pub fn now_ms() -> i64 {
     mcp_auth_sidecar::status::now_ms()
 }
 
+/// A [`Route`] status that closes the connection without an answer, as a
+/// server that crashed (or a proxy that timed out) after reading the request.
+pub const HANG_UP: u16 = 0;
+
 /// One canned answer of a [`RouteStub`].
 #[derive(Clone)]
 pub struct Route {
@@ -526,6 +536,10 @@ impl RouteStub {
                     ),
                     None => (404, vec![], String::new()),
                 };
+                if status == HANG_UP {
+                    // Read the request, answer nothing: a lost answer.
+                    continue;
+                }
                 let mut head = format!(
                     "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
                     body.len()

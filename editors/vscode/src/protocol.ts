@@ -193,6 +193,7 @@ export const ErrorCodes = {
   StorageUnavailable: 1004,
   Timeout: 1005,
   InsecureUrl: 1006,
+  Unavailable: 1007,
 } as const;
 
 /**

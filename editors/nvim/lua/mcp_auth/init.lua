@@ -21,6 +21,7 @@ M.errors = {
   StorageUnavailable = 1004,
   Timeout = 1005,
   InsecureUrl = 1006,
+  Unavailable = 1007,
   RequestCancelled = -32800,
   InvalidParams = -32602,
   SidecarUnavailable = require('mcp_auth.rpc').PROCESS_EXITED,
