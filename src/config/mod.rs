@@ -147,11 +147,11 @@ impl ConfigSet {
         let mut set = ConfigSet::default();
         if inputs.discover {
             for (path, shape) in Self::well_known(inputs) {
-                set.read_file(&path, shape, false);
+                set.read_file(&path, shape, false, inputs.sidecar_home.as_deref());
             }
         }
         for path in &inputs.extra_files {
-            set.read_file(path, Shape::Either, true);
+            set.read_file(path, Shape::Either, true, inputs.sidecar_home.as_deref());
         }
         set.add_entries(&inputs.inline, &Source::InitializationOptions);
         for problem in &set.problems {
@@ -162,9 +162,9 @@ impl ConfigSet {
 
     /// Reads one file. Missing well-known files are normal; a missing file
     /// the editor named explicitly is a problem.
-    fn read_file(&mut self, path: &Path, shape: Shape, must_exist: bool) {
+    fn read_file(&mut self, path: &Path, shape: Shape, must_exist: bool, home: Option<&Path>) {
         let source = path.display().to_string();
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::home::read_config(path, home) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return,
             Err(e) => {

@@ -62,7 +62,10 @@ pub enum StoreError {
     #[error("the OS keyring is unavailable: {0}")]
     KeyringUnavailable(String),
     #[error("storage I/O failed: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+    /// Something under the home another user could control (home.rs).
+    #[error("refusing unsafe storage: {0}")]
+    Untrusted(String),
     #[error("cannot take the storage lock: {0}")]
     Lock(#[from] crate::lock::LockError),
     #[error("the stored data key is damaged")]
@@ -81,6 +84,15 @@ pub enum StoreError {
         location: String,
         problem: RecordProblem,
     },
+}
+
+impl From<io::Error> for StoreError {
+    fn from(e: io::Error) -> Self {
+        match home::as_untrusted(&e) {
+            Some(why) => StoreError::Untrusted(why.to_string()),
+            None => StoreError::Io(e),
+        }
+    }
 }
 
 /// One stored record as read back.
@@ -151,10 +163,10 @@ impl Store {
     /// keeps one record format for both modes and tokens out of grep's reach.
     async fn open_file(home: &Home) -> Result<Self, StoreError> {
         let dir = home.dir("store/file/records")?;
-        let key_path = home.root().join("store/file/data.key");
+        let key_path = home.dir("store/file")?.join("data.key");
         let lock_path = home.dir("locks")?.join("store-key.lock");
         let _lock = FileLock::acquire(&lock_path, KEY_LOCK_TIMEOUT).await?;
-        let key = match std::fs::read(&key_path) {
+        let key = match home::read_file(&key_path, home::Secrecy::Key) {
             Ok(text) => decode_key(&text)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let key = DataKey::generate()?;
@@ -173,12 +185,14 @@ impl Store {
     /// name kept (not secret) in the home, so homes do not share keys.
     async fn open_keyring(home: &Home, timeout: Duration) -> Result<Self, StoreError> {
         let dir = home.dir("store/keyring/records")?;
-        let id_path = home.root().join("store/keyring/key-id");
+        let id_path = home.dir("store/keyring")?.join("key-id");
         let lock_path = home.dir("locks")?.join("store-key.lock");
         let lock = FileLock::acquire(&lock_path, KEY_LOCK_TIMEOUT).await?;
-        let account = match std::fs::read_to_string(&id_path) {
-            Ok(id) if !id.trim().is_empty() => id.trim().to_owned(),
-            Ok(_) => return Err(StoreError::BadKey),
+        let account = match home::read_file(&id_path, home::Secrecy::Plain) {
+            Ok(id) => match std::str::from_utf8(&id).map(str::trim) {
+                Ok(id) if !id.is_empty() => id.to_owned(),
+                _ => return Err(StoreError::BadKey),
+            },
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let mut raw = [0u8; 12];
                 getrandom::fill(&mut raw).map_err(io::Error::other)?;
@@ -294,5 +308,41 @@ mod tests {
         assert_eq!(b.list().unwrap().len(), 1);
         b.delete("https://x.example/mcp").unwrap();
         assert_eq!(a.load("https://x.example/mcp").unwrap(), Loaded::Absent);
+    }
+
+    /// Issue 8: a key or records directory another user linked is refused,
+    /// never used (they would decrypt every token).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn linked_keys_and_records_are_refused() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::at(tmp.path().join("home"));
+        let theirs = tempfile::tempdir().unwrap();
+        std::fs::write(
+            theirs.path().join("key"),
+            encode_key(&DataKey::generate().unwrap()),
+        )
+        .unwrap();
+        let file_dir = home.dir("store/file").unwrap();
+        symlink(theirs.path().join("key"), file_dir.join("data.key")).unwrap();
+        let err = Store::open(&home, StorageChoice::File).await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Untrusted(m) if m.contains("remove the symlink")),
+            "{err}"
+        );
+        std::fs::remove_file(file_dir.join("data.key")).unwrap();
+        std::fs::remove_dir(file_dir.join("records")).unwrap();
+        symlink(theirs.path(), file_dir.join("records")).unwrap();
+        let err = Store::open(&home, StorageChoice::File).await.unwrap_err();
+        assert!(matches!(err, StoreError::Untrusted(_)), "{err}");
+        // The key-id of keyring mode: refused before any keyring call.
+        let keyring_dir = home.dir("store/keyring/records").unwrap();
+        let id = keyring_dir.parent().unwrap().join("key-id");
+        symlink(theirs.path().join("key"), &id).unwrap();
+        let err = Store::open(&home, StorageChoice::Keyring)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Untrusted(_)), "{err}");
     }
 }

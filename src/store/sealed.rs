@@ -132,7 +132,7 @@ impl SealedStore {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        match fs::read(path) {
+        match home::read_file(path, home::Secrecy::Plain) {
             Ok(bytes) => Ok(match self.open_bytes(&stem, &bytes) {
                 Ok(r) => Loaded::Record(Box::new(r)),
                 Err(problem) => Loaded::Unusable {
@@ -170,22 +170,22 @@ impl SealedStore {
         }
         let stem = file_stem(&record.server_url);
         let sealed = self.seal(&stem, &record::encode(record))?;
-        home::write_atomic(&path, &sealed).map_err(StoreError::Io)
+        home::write_atomic(&path, &sealed).map_err(StoreError::from)
     }
 
     pub fn delete(&self, server_url: &str) -> Result<(), StoreError> {
-        home::remove_durably(&self.path_for(server_url)).map_err(StoreError::Io)
+        home::remove_durably(&self.path_for(server_url)).map_err(StoreError::from)
     }
 
     pub fn list(&self) -> Result<Vec<Loaded>, StoreError> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(StoreError::Io(e)),
+            Err(e) => return Err(StoreError::from(e)),
         };
         let mut out = Vec::new();
         for entry in entries {
-            let path = entry.map_err(StoreError::Io)?.path();
+            let path = entry.map_err(StoreError::from)?.path();
             if path.extension().is_some_and(|e| e == EXTENSION) {
                 out.push(self.read_path(&path)?);
             }
@@ -292,6 +292,31 @@ mod tests {
             }
         ));
         s.save(&CredentialRecord::new(url)).unwrap();
+        assert!(matches!(s.load(url).unwrap(), Loaded::Record(_)));
+    }
+
+    /// A record that is a link is not read through (and a save replaces the
+    /// link rather than writing through it).
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_record_is_unusable_and_replaced_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = store(tmp.path());
+        let url = "https://a.example/mcp";
+        let elsewhere = tmp.path().join("elsewhere");
+        s.save(&CredentialRecord::new(url)).unwrap();
+        fs::rename(s.path_for(url), &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, s.path_for(url)).unwrap();
+        let Loaded::Unusable { problem, .. } = s.load(url).unwrap() else {
+            panic!("a linked record was read");
+        };
+        assert!(
+            problem.to_string().contains("remove the symlink"),
+            "{problem}"
+        );
+        let before = fs::read(&elsewhere).unwrap();
+        s.save(&CredentialRecord::new(url)).unwrap();
+        assert_eq!(fs::read(&elsewhere).unwrap(), before);
         assert!(matches!(s.load(url).unwrap(), Loaded::Record(_)));
     }
 }

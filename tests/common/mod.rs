@@ -29,6 +29,17 @@ impl Env {
         for d in ["sidecar", "home", "data", "config", "runtime", "ws"] {
             std::fs::create_dir_all(dir.path().join(d)).expect("mkdir");
         }
+        // The sidecar refuses a home others can write to (a umask of 002
+        // would make one).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(
+                dir.path().join("sidecar"),
+                std::fs::Permissions::from_mode(0o700),
+            )
+            .expect("chmod");
+        }
         Self { dir }
     }
 
