@@ -35,8 +35,7 @@ pub fn oauth_error_of(doc: &Value) -> Option<OAuthError> {
     })
 }
 
-/// A form POST to an AS endpoint, authenticated as `client` with `method`
-/// (RFC 6749 §2.3.1; `none` sends only `client_id`).
+/// A form POST to an AS endpoint, authenticated as `client` with `method`.
 fn authenticated_post(
     http: &reqwest::Client,
     endpoint: &str,
@@ -45,20 +44,11 @@ fn authenticated_post(
     mut form: Vec<(&'static str, String)>,
 ) -> reqwest::RequestBuilder {
     let mut req = http.post(endpoint);
-    match (method, &client.client_secret) {
-        ("client_secret_basic", Some(secret)) => {
-            // RFC 6749 §2.3.1: form-encode both parts before Base64.
-            let user = form_encode(&client.client_id);
-            let pass = form_encode(secret.expose());
-            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-            req = req.header("Authorization", format!("Basic {basic}"));
-        }
-        ("client_secret_post", Some(secret)) => {
-            form.push(("client_id", client.client_id.clone()));
-            form.push(("client_secret", secret.expose().to_owned()));
-        }
-        _ => form.push(("client_id", client.client_id.clone())),
+    let (authorization, params) = client_authentication(client, method);
+    if let Some(value) = authorization {
+        req = req.header("Authorization", value);
     }
+    form.extend(params);
     let body = form
         .iter()
         .map(|(k, v)| format!("{k}={}", form_encode(v)))
@@ -66,6 +56,34 @@ fn authenticated_post(
         .join("&");
     req.header("Content-Type", "application/x-www-form-urlencoded")
         .body(body)
+}
+
+/// The `Authorization` header and body parameters that authenticate
+/// `client` with `method` (RFC 6749 §2.3.1; `none` sends only `client_id`).
+///
+/// `client_id` is in the body with every method: RFC 6749 §2.3.1 allows it
+/// beside Basic (it identifies, it does not authenticate), and some servers
+/// (the MCP Python SDK) look the client up by it before reading the header.
+fn client_authentication(
+    client: &ClientRegistration,
+    method: &str,
+) -> (Option<String>, Vec<(&'static str, String)>) {
+    let mut params = vec![("client_id", client.client_id.clone())];
+    let header = match (method, &client.client_secret) {
+        ("client_secret_basic", Some(secret)) => {
+            // RFC 6749 §2.3.1: form-encode both parts before Base64.
+            let user = form_encode(&client.client_id);
+            let pass = form_encode(secret.expose());
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            Some(format!("Basic {basic}"))
+        }
+        ("client_secret_post", Some(secret)) => {
+            params.push(("client_secret", secret.expose().to_owned()));
+            None
+        }
+        _ => None,
+    };
+    (header, params)
 }
 
 /// The token-endpoint method of a registration.
@@ -208,4 +226,51 @@ pub async fn request(
 /// `application/x-www-form-urlencoded` for one value.
 pub fn form_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::record::RegistrationKind;
+
+    fn client(secret: Option<&str>) -> ClientRegistration {
+        ClientRegistration {
+            kind: RegistrationKind::Dynamic,
+            client_id: "id:1".into(),
+            client_secret: secret.map(Secret::new),
+            token_endpoint_auth_method: None,
+            redirect_uris: vec![],
+            registered_at: 0,
+        }
+    }
+
+    #[test]
+    fn client_id_is_in_the_body_with_every_method() {
+        let with_secret = client(Some("s&cret"));
+        let (header, params) = client_authentication(&with_secret, "client_secret_basic");
+        // "id%3A1:s%26cret", form-encoded then Base64.
+        assert_eq!(header.as_deref(), Some("Basic aWQlM0ExOnMlMjZjcmV0"));
+        assert_eq!(params, vec![("client_id", "id:1".to_owned())]);
+
+        let (header, params) = client_authentication(&with_secret, "client_secret_post");
+        assert_eq!(header, None);
+        assert_eq!(
+            params,
+            vec![
+                ("client_id", "id:1".to_owned()),
+                ("client_secret", "s&cret".to_owned())
+            ]
+        );
+
+        for (c, method) in [
+            (client(None), "none"),
+            (client(None), "client_secret_basic"),
+            (client(None), "client_secret_post"),
+            (with_secret, "none"),
+        ] {
+            let (header, params) = client_authentication(&c, method);
+            assert_eq!(header, None, "{method}");
+            assert_eq!(params, vec![("client_id", "id:1".to_owned())], "{method}");
+        }
+    }
 }
