@@ -10,20 +10,42 @@ use crate::status::now_ms;
 use crate::store::record::{ClientRegistration, RegistrationKind};
 use serde_json::{Value, json};
 
-/// The method for a client that holds `has_secret`, from what the AS
-/// supports (RFC 8414 §2: absent means `client_secret_basic`).
+/// The method for a configured client that holds `has_secret`, from what
+/// the AS supports (RFC 8414 §2: absent means `client_secret_basic`, the one
+/// method RFC 6749 §2.3.1 requires every server to support).
 pub fn auth_method(server: &AuthServer, has_secret: bool) -> String {
-    let supported = server
-        .token_endpoint_auth_methods_supported
-        .clone()
-        .unwrap_or_else(|| vec!["client_secret_basic".into()]);
-    let pick = |m: &str| supported.iter().any(|s| s == m).then(|| m.to_owned());
-    if has_secret {
-        pick("client_secret_basic")
-            .or_else(|| pick("client_secret_post"))
-            .unwrap_or_else(|| "client_secret_basic".into())
+    preregistered_auth_method(
+        server.token_endpoint_auth_methods_supported.as_deref(),
+        has_secret,
+    )
+    .into()
+}
+
+fn preregistered_auth_method(supported: Option<&[String]>, has_secret: bool) -> &'static str {
+    let listed = |m: &str| supported.is_none_or(|list| list.iter().any(|s| s == m));
+    match has_secret {
+        false => "none",
+        true if !listed("client_secret_basic") && listed("client_secret_post") => {
+            "client_secret_post"
+        }
+        true => "client_secret_basic",
+    }
+}
+
+/// The method to ask for in a dynamic registration: a public client when the
+/// AS allows one (or does not say), else a secret sent in the body when the
+/// AS lists `client_secret_post` — some servers (the MCP Python SDK) accept
+/// Basic at the token endpoint but want the secret in the body at their
+/// revocation endpoint — else Basic.
+fn dynamic_auth_method(supported: Option<&[String]>) -> &'static str {
+    let list = supported.unwrap_or(&[]);
+    let listed = |m: &str| list.iter().any(|s| s == m);
+    if list.is_empty() || listed("none") {
+        "none"
+    } else if listed("client_secret_post") {
+        "client_secret_post"
     } else {
-        "none".into()
+        "client_secret_basic"
     }
 }
 
@@ -62,16 +84,7 @@ async fn register_once(
             server.issuer
         )));
     };
-    // Prefer a public client; accept a secret if the AS insists on one.
-    let supported = server
-        .token_endpoint_auth_methods_supported
-        .as_deref()
-        .unwrap_or(&[]);
-    let method = if supported.is_empty() || supported.iter().any(|m| m == "none") {
-        "none".to_owned()
-    } else {
-        auth_method(server, true)
-    };
+    let method = dynamic_auth_method(server.token_endpoint_auth_methods_supported.as_deref());
     let mut body = json!({
         "client_name": "mcp-auth-sidecar",
         "redirect_uris": [redirect_uri],
@@ -107,10 +120,12 @@ async fn register_once(
         .and_then(Value::as_str)
         .map(str::to_owned)
         .unwrap_or_else(|| {
-            if secret.is_some() {
+            // Registered metadata left out of the answer is what we sent
+            // (RFC 7591 §3.2.1), unless a secret came for a public client.
+            if secret.is_some() && method == "none" {
                 auth_method(server, true)
             } else {
-                method.clone()
+                method.to_owned()
             }
         });
     Ok(ClientRegistration {
@@ -121,4 +136,67 @@ async fn register_once(
         redirect_uris: vec![redirect_uri.to_owned()],
         registered_at: now_ms(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(methods: &[&str]) -> Vec<String> {
+        methods.iter().map(|m| (*m).to_owned()).collect()
+    }
+
+    #[test]
+    fn dynamic_registration_method() {
+        let cases: &[(Option<&[&str]>, &str)] = &[
+            (None, "none"),
+            (Some(&[]), "none"),
+            (Some(&["none", "client_secret_basic"]), "none"),
+            // The MCP Python SDK's metadata.
+            (
+                Some(&["client_secret_post", "client_secret_basic"]),
+                "client_secret_post",
+            ),
+            (
+                Some(&["client_secret_basic", "client_secret_post"]),
+                "client_secret_post",
+            ),
+            (Some(&["client_secret_basic"]), "client_secret_basic"),
+            (Some(&["client_secret_post"]), "client_secret_post"),
+            (Some(&["private_key_jwt"]), "client_secret_basic"),
+        ];
+        for (supported, want) in cases {
+            let supported = supported.map(list);
+            assert_eq!(
+                dynamic_auth_method(supported.as_deref()),
+                *want,
+                "{supported:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn preregistered_client_method() {
+        let cases: &[(Option<&[&str]>, bool, &str)] = &[
+            (None, true, "client_secret_basic"),
+            (None, false, "none"),
+            (
+                Some(&["client_secret_post", "client_secret_basic"]),
+                true,
+                "client_secret_basic",
+            ),
+            (Some(&["client_secret_post"]), true, "client_secret_post"),
+            (Some(&["client_secret_basic"]), true, "client_secret_basic"),
+            (Some(&["private_key_jwt"]), true, "client_secret_basic"),
+            (Some(&["client_secret_post"]), false, "none"),
+        ];
+        for (supported, secret, want) in cases {
+            let supported = supported.map(list);
+            assert_eq!(
+                preregistered_auth_method(supported.as_deref(), *secret),
+                *want,
+                "{supported:?} {secret}"
+            );
+        }
+    }
 }
