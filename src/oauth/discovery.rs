@@ -4,7 +4,10 @@
 //!
 //! Identity strings — `resource`, `authorization_servers[]`, `issuer` — are
 //! kept exactly as served and compared byte for byte (RFC 8414 §3.3,
-//! RFC 9728 §3.3); `url::Url` is only used to build well-known URLs.
+//! RFC 9728 §3.3), with one exception: a PRM entry may name a bare-origin
+//! issuer with or without the slash of its empty path
+//! ([`same_but_root_slash`]). `url::Url` is only used to build well-known
+//! URLs.
 
 use crate::http::{FetchError, get_json};
 use crate::urls;
@@ -227,8 +230,9 @@ fn parse_as(
         .ok_or_else(|| malformed("`issuer` is missing"))?
         .to_owned();
     if let Some(expected) = expected_issuer {
-        // RFC 8414 §3.3: identical, as strings.
-        if issuer != expected {
+        // RFC 8414 §3.3: identical, as strings — but for the slash of an
+        // empty path (below). From here on `issuer` is the metadata's.
+        if issuer != expected && !same_but_root_slash(&issuer, expected) {
             return Err(DiscoveryError::IssuerMismatch {
                 url: url.to_owned(),
                 found: issuer,
@@ -273,6 +277,30 @@ fn parse_as(
             == Some(&Value::Bool(true)),
         issuer,
     })
+}
+
+/// Whether `a` and `b` differ only by the `/` of an empty path:
+/// `scheme://authority` against `scheme://authority/`, compared as strings.
+///
+/// RFC 3986 §6.2.3 makes the two the same URL, and URL libraries serialise
+/// a bare origin either way (pydantic adds the slash: the MCP Python SDK's
+/// protected-resource metadata names `https://as.example/` for the issuer
+/// `https://as.example`). A path, query or fragment, or any other
+/// difference, is still a mismatch.
+pub fn same_but_root_slash(a: &str, b: &str) -> bool {
+    let (short, long) = if a.len() < b.len() { (a, b) } else { (b, a) };
+    if long.strip_prefix(short) != Some("/") {
+        return false;
+    }
+    let Some((scheme, authority)) = short.split_once("://") else {
+        return false;
+    };
+    !scheme.is_empty()
+        && scheme
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        && !authority.is_empty()
+        && !authority.contains(['/', '?', '#'])
 }
 
 fn string_list(v: Option<&Value>) -> Option<Vec<String>> {
@@ -325,6 +353,43 @@ mod tests {
     }
 
     #[test]
+    fn root_slash_equivalence() {
+        let cases = [
+            ("https://as.example", "https://as.example/", true),
+            ("https://as.example/", "https://as.example", true),
+            ("http://127.0.0.1:9000", "http://127.0.0.1:9000/", true),
+            ("http://[::1]:9000/", "http://[::1]:9000", true),
+            ("https://user@as.example", "https://user@as.example/", true),
+            // Identical strings are the exact rule's business.
+            ("https://as.example", "https://as.example", false),
+            ("https://as.example/", "https://as.example/", false),
+            // A path's trailing slash is significant.
+            (
+                "https://as.example/tenant",
+                "https://as.example/tenant/",
+                false,
+            ),
+            ("https://as.example/", "https://as.example//", false),
+            // Nothing else is normalised.
+            ("https://as.example", "https://AS.example/", false),
+            ("HTTPS://as.example", "https://as.example/", false),
+            ("https://as.example:443", "https://as.example/", false),
+            ("https://as.example", "https://as.example:443/", false),
+            ("https://as.example?", "https://as.example?/", false),
+            ("https://as.example#", "https://as.example#/", false),
+            ("https://as.example", "https://as.example.evil/", false),
+            ("https://as.example", "https://as.example./", false),
+            ("as.example", "as.example/", false),
+            ("https://", "https:///", false),
+            ("://as.example", "://as.example/", false),
+            ("", "/", false),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(same_but_root_slash(a, b), want, "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
     fn resource_coverage() {
         assert!(resource_covers(
             "http://localhost:1/mcp",
@@ -369,10 +434,28 @@ mod tests {
         }));
         let a = parse_as("u", &ok, Some("http://localhost:1")).unwrap();
         assert!(a.iss_parameter_supported);
-        assert!(matches!(
-            parse_as("u", &ok, Some("http://localhost:1/")),
-            Err(DiscoveryError::IssuerMismatch { .. })
-        ));
+        // The PRM's `http://localhost:1/` names this issuer; the metadata's
+        // spelling is the one kept.
+        let slash = parse_as("u", &ok, Some("http://localhost:1/")).unwrap();
+        assert_eq!(slash.issuer, "http://localhost:1");
+        let mut with_slash = ok.clone();
+        with_slash.insert("issuer".into(), "http://localhost:1/".into());
+        let a = parse_as("u", &with_slash, Some("http://localhost:1")).unwrap();
+        assert_eq!(a.issuer, "http://localhost:1/");
+        for expected in [
+            "http://localhost:1//",
+            "http://localhost:2",
+            "http://LOCALHOST:1",
+            "https://attacker.example.com",
+        ] {
+            assert!(
+                matches!(
+                    parse_as("u", &ok, Some(expected)),
+                    Err(DiscoveryError::IssuerMismatch { .. })
+                ),
+                "{expected}"
+            );
+        }
         let mut no_pkce = ok.clone();
         no_pkce.remove("code_challenge_methods_supported");
         assert!(matches!(
