@@ -18,7 +18,8 @@ cargo test --locked
 # suite come from npm, pinned in tests/conformance/package-lock.json).
 scripts/conformance.sh
 
-# Real peers: the MCP SDK's example OAuth server, oidc-provider.
+# Real peers: the MCP SDK's example OAuth server, oidc-provider, the MCP
+# Python SDK (its pinned venv is installed by peers.sh).
 scripts/peers.sh
 
 # The editor integrations (Neovim headless, VS Code's transport and UI).
