@@ -245,7 +245,9 @@ impl App {
         let _file_lock = self
             .credential_lock(
                 &config.url,
-                self.options.flow_timeout + Duration::from_secs(60),
+                self.options
+                    .flow_timeout
+                    .saturating_add(Duration::from_secs(60)),
             )
             .await?;
         // Other instances show `authorizing` while this marker exists; it

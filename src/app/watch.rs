@@ -235,7 +235,10 @@ impl App {
             let app = Arc::downgrade(self);
             let home = home.clone();
             let lock = home.root().join("locks").join(format!("{stem}.lock"));
-            let bound = self.options.flow_timeout + std::time::Duration::from_secs(60);
+            let bound = self
+                .options
+                .flow_timeout
+                .saturating_add(std::time::Duration::from_secs(60));
             tokio::spawn(async move {
                 // Taken and dropped at once: we only want to know it is free.
                 let _ = crate::lock::FileLock::acquire(&lock, bound).await;

@@ -183,9 +183,16 @@ pub async fn request(
             .and_then(Value::as_str)
             .unwrap_or("Bearer");
         if !token_type.eq_ignore_ascii_case("bearer") {
-            return Err(OAuthError::Malformed(format!(
-                "unsupported token_type {token_type:?}"
-            )));
+            return Err(OAuthError::Malformed(
+                "the token response's token_type is not Bearer".into(),
+            ));
+        }
+        // RFC 6750 §2.1: the editor puts this into a header as it is; a
+        // token with quotes, blanks or line breaks would inject into it.
+        if !is_b64token(access) {
+            return Err(OAuthError::Malformed(
+                "the access token is empty or not RFC 6750 b64token syntax".into(),
+            ));
         }
         let expires_at = match doc.get("expires_in") {
             Some(Value::Number(n)) => n
@@ -194,7 +201,7 @@ pub async fn request(
             Some(Value::String(s)) => s
                 .parse::<i64>()
                 .ok()
-                .map(|secs| now_ms().saturating_add(secs.max(0) * 1000)),
+                .map(|secs| now_ms().saturating_add(secs.max(0).saturating_mul(1000))),
             _ => None,
         };
         return Ok(Tokens {
@@ -223,6 +230,16 @@ pub async fn request(
     }))
 }
 
+/// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /
+/// "+" / "/" ) *"="`.
+pub fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
 /// `application/x-www-form-urlencoded` for one value.
 pub fn form_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -232,6 +249,27 @@ pub fn form_encode(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::store::record::RegistrationKind;
+
+    #[test]
+    fn only_b64token_access_tokens_are_accepted() {
+        let table = [
+            ("eyJhbGciOi.eyJzdWIi.c2ln", true),
+            ("gho_16C7e42F292c6912E7710c838347Ae178B4a", true),
+            ("a-b.c_d~e+f/g", true),
+            ("YWJj==", true),
+            ("", false),
+            ("==", false),
+            ("a b", false),
+            ("a\"b", false),
+            ("abc\r\nX-Injected: 1", false),
+            ("a=b", false),
+            ("tok\u{e9}n", false),
+            ("a,b", false),
+        ];
+        for (token, ok) in table {
+            assert_eq!(is_b64token(token), ok, "{token:?}");
+        }
+    }
 
     fn client(secret: Option<&str>) -> ClientRegistration {
         ClientRegistration {

@@ -16,6 +16,12 @@ use crate::home::Home;
 use crate::store::{StorageMode, Store};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
+
+/// The longest browser flow an editor may ask for: a day. Bounds every
+/// deadline derived from it (issue 8: 2^64 seconds overflowed one).
+const MAX_AUTHORIZATION_TIMEOUT: u64 = 86_400;
+/// `minValiditySeconds` beyond a year asks for no token anyone issues.
+const MAX_MIN_VALIDITY_SECONDS: f64 = 366.0 * 86_400.0;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -136,13 +142,13 @@ impl Backend {
         let app = self.app()?;
         let name = app.resolve(&params.server).map_err(rpc_err)?;
         let min = params.min_validity_seconds.unwrap_or(60.0);
-        if !min.is_finite() || min < 0.0 {
-            return Err(invalid_params(
-                "`minValiditySeconds`: must be a number >= 0",
-            ));
+        if !(0.0..=MAX_MIN_VALIDITY_SECONDS).contains(&min) {
+            return Err(invalid_params(format!(
+                "`minValiditySeconds`: must be a number from 0 to {MAX_MIN_VALIDITY_SECONDS}"
+            )));
         }
         let token = app
-            .fresh_token(&name, Duration::from_secs_f64(min.min(1e9)))
+            .fresh_token(&name, Duration::from_secs_f64(min))
             .await
             .map_err(rpc_err)?;
         Ok(AccessTokenResult {
@@ -156,6 +162,11 @@ impl Backend {
 
     pub async fn handle_challenge(&self, params: Value) -> Result<HandleChallengeResult> {
         let params: HandleChallengeParams = parse_params(params).map_err(invalid_params)?;
+        if !(100..=599).contains(&params.status) {
+            return Err(invalid_params(
+                "`status`: must be an HTTP status code (100 to 599)",
+            ));
+        }
         let app = self.app()?;
         let name = app.resolve(&params.server).map_err(rpc_err)?;
         let outcome = app
@@ -222,10 +233,12 @@ impl Backend {
                 "initializationOptions: `callbackHost`: {callback_host:?} is not a loopback host"
             )));
         }
-        if options.authorization_timeout == Some(0) {
-            return Err(invalid_params(
-                "initializationOptions: `authorizationTimeout`: must be at least 1",
-            ));
+        if let Some(t) = options.authorization_timeout
+            && !(1..=MAX_AUTHORIZATION_TIMEOUT).contains(&t)
+        {
+            return Err(invalid_params(format!(
+                "initializationOptions: `authorizationTimeout`: must be from 1 to {MAX_AUTHORIZATION_TIMEOUT} seconds"
+            )));
         }
         let browser = match &options.browser {
             None | Some(BrowserOption::Named(BrowserName::Auto)) => Browser::System,
