@@ -187,7 +187,7 @@ async fn open_app(
     App::new(
         home,
         Arc::new(store),
-        ConfigSet::load(&inputs),
+        ConfigSet::load_off_runtime(inputs).await,
         events,
         options,
     )

@@ -9,7 +9,7 @@ mod refresh;
 mod watch;
 
 use crate::browser::Opener;
-use crate::config::{ConfigSet, ConfiguredServer, ServerConfig, Source};
+use crate::config::{ConfigProblem, ConfigSet, ConfiguredServer, ServerConfig, Source};
 use crate::error::Error;
 use crate::home::Home;
 use crate::oauth::challenge::BearerChallenge;
@@ -107,7 +107,7 @@ struct Inner {
     /// request).
     records: HashMap<String, CredentialRecord>,
     /// Problems with configuration files, shown in status messages.
-    config_problems: Vec<String>,
+    config_problems: Vec<ConfigProblem>,
     /// The last status published per server, to publish only changes.
     published: HashMap<String, Status>,
     /// One interactive flow per server in this process.
@@ -169,7 +169,7 @@ impl App {
                 Error::StorageUnavailable(std::io::Error::other(e.to_string()).into())
             })??;
         let mut inner = Inner {
-            config_problems: config.problems.iter().map(ToString::to_string).collect(),
+            config_problems: config.problems,
             ..Inner::default()
         };
         for (name, server) in config.servers {
@@ -532,18 +532,33 @@ impl App {
             }
             None => {}
         }
-        if status.message.is_none() && !inner.config_problems.is_empty() {
-            status.message = Some(format!(
-                "configuration problem: {}",
-                inner.config_problems.join("; ")
-            ));
+        if status.message.is_none() {
+            status.message = config_note(&inner.config_problems, name);
         }
         status
     }
 
     pub fn config_problems(&self) -> Vec<String> {
-        self.lock().config_problems.clone()
+        self.lock()
+            .config_problems
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
+}
+
+/// What a server's status says about configuration problems: its own
+/// entry's first, else the first of all; one problem and a count, so a
+/// status stays small whatever the files hold.
+fn config_note(problems: &[ConfigProblem], name: &str) -> Option<String> {
+    let first = problems
+        .iter()
+        .find(|p| p.server.as_deref() == Some(name))
+        .or_else(|| problems.first())?;
+    Some(match problems.len() - 1 {
+        0 => format!("configuration problem: {first}"),
+        more => format!("configuration problem: {first} (and {more} more)"),
+    })
 }
 
 /// The stored tokens of `entry`, unless a server rejected them.

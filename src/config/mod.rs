@@ -5,14 +5,26 @@
 //! `initializationOptions.servers`. A later entry with the same name
 //! replaces the earlier one whole (fields are not merged, so a project file
 //! can never silently inherit a user file's `clientSecret`). A file that
-//! cannot be read or parsed becomes a [`ConfigProblem`], never a failure.
+//! cannot be read or parsed becomes a [`ConfigProblem`], never a failure;
+//! `file` reads files so that none can hang or exhaust the process.
+
+mod file;
 
 use crate::secret::Secret;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// More files than any real setup has; beyond it, one problem says so.
+const MAX_FILES: usize = 256;
+/// Problems kept (each is shown in status messages); the rest are counted.
+const MAX_PROBLEMS: usize = 32;
+/// Servers taken from one file (or `initializationOptions.servers`): real
+/// ones list a few dozen, and each costs memory in every status.
+const MAX_ENTRIES: usize = 256;
 
 /// One remote MCP server as configured (`ServerConfig` of SPEC §3.1).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -85,6 +97,9 @@ pub struct ConfiguredServer {
 pub struct ConfigProblem {
     pub source: String,
     pub message: String,
+    /// The entry it is about, if it is about one: that server's status
+    /// says it first.
+    pub server: Option<String>,
 }
 
 impl fmt::Display for ConfigProblem {
@@ -122,58 +137,163 @@ pub struct Inputs {
 pub struct ConfigSet {
     pub servers: BTreeMap<String, ConfiguredServer>,
     pub problems: Vec<ConfigProblem>,
+    /// Problems beyond [`MAX_PROBLEMS`], counted only.
+    omitted: usize,
+}
+
+/// One file to read, in precedence order.
+struct Candidate {
+    path: PathBuf,
+    shape: Shape,
+    /// The workspace folder of a project file.
+    project: Option<PathBuf>,
+    /// Named explicitly (`configFiles`): missing is a problem.
+    must_exist: bool,
 }
 
 impl ConfigSet {
     /// The well-known files of SPEC §4, lowest precedence first.
-    fn well_known(inputs: &Inputs) -> Vec<(PathBuf, Shape)> {
+    fn well_known(inputs: &Inputs) -> Vec<Candidate> {
+        let user = |path: PathBuf, shape| Candidate {
+            path,
+            shape,
+            project: None,
+            must_exist: false,
+        };
         let mut files = Vec::new();
         if let Some(home) = &inputs.user_home {
-            files.push((home.join(".cursor/mcp.json"), Shape::McpServers));
-            files.push((home.join(".config/mcphub/servers.json"), Shape::McpServers));
+            files.push(user(home.join(".cursor/mcp.json"), Shape::McpServers));
+            files.push(user(
+                home.join(".config/mcphub/servers.json"),
+                Shape::McpServers,
+            ));
         }
         if let Some(sidecar) = &inputs.sidecar_home {
-            files.push((sidecar.join("servers.json"), Shape::Either));
+            files.push(user(sidecar.join("servers.json"), Shape::Either));
         }
         for folder in &inputs.workspace_folders {
-            files.push((folder.join(".mcp.json"), Shape::McpServers));
-            files.push((folder.join(".vscode/mcp.json"), Shape::Servers));
-            files.push((folder.join(".cursor/mcp.json"), Shape::McpServers));
+            for (rel, shape) in [
+                (".mcp.json", Shape::McpServers),
+                (".vscode/mcp.json", Shape::Servers),
+                (".cursor/mcp.json", Shape::McpServers),
+            ] {
+                files.push(Candidate {
+                    path: folder.join(rel),
+                    shape,
+                    project: Some(folder.clone()),
+                    must_exist: false,
+                });
+            }
         }
         files
     }
 
+    /// Blocking, but bounded: files are read on worker threads within
+    /// [`file::READ_BOUND`]. Async callers use [`ConfigSet::load_off_runtime`].
     pub fn load(inputs: &Inputs) -> Self {
+        Self::load_with(inputs, file::READ_BOUND, file::read)
+    }
+
+    /// [`ConfigSet::load`] on a blocking thread, so `initialize` never
+    /// blocks the runtime, with a bound of its own in case parsing is slow.
+    pub async fn load_off_runtime(inputs: Inputs) -> Self {
+        let bound = file::READ_BOUND + Duration::from_secs(2);
+        let task = tokio::task::spawn_blocking(move || Self::load(&inputs));
+        let why = match tokio::time::timeout(bound, task).await {
+            Ok(Ok(set)) => return set,
+            Ok(Err(e)) => format!("could not be loaded: {e}"),
+            Err(_) => format!("was not loaded within {} seconds", bound.as_secs()),
+        };
         let mut set = ConfigSet::default();
-        if inputs.discover {
-            for (path, shape) in Self::well_known(inputs) {
-                set.read_file(&path, shape, false, inputs.sidecar_home.as_deref());
-            }
-        }
-        for path in &inputs.extra_files {
-            set.read_file(path, Shape::Either, true, inputs.sidecar_home.as_deref());
-        }
-        set.add_entries(&inputs.inline, &Source::InitializationOptions);
-        for problem in &set.problems {
-            tracing::warn!(%problem, "configuration problem");
-        }
+        set.problem("the configuration", why);
+        set.log_problems();
         set
     }
 
-    /// Reads one file. Missing well-known files are normal; a missing file
-    /// the editor named explicitly is a problem.
-    fn read_file(&mut self, path: &Path, shape: Shape, must_exist: bool, home: Option<&Path>) {
-        let source = path.display().to_string();
-        let text = match crate::home::read_config(path, home) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return,
-            Err(e) => {
-                self.problem(&source, format!("cannot be read: {e}"));
-                return;
-            }
+    fn load_with(inputs: &Inputs, bound: Duration, reader: file::Reader) -> Self {
+        let mut set = ConfigSet::default();
+        let mut files = if inputs.discover {
+            Self::well_known(inputs)
+        } else {
+            Vec::new()
         };
-        // VS Code's mcp.json is JSONC: comments and trailing commas.
-        let doc: Value = match serde_json::from_str(&strip_jsonc(&text)) {
+        files.extend(inputs.extra_files.iter().map(|path| Candidate {
+            path: path.clone(),
+            shape: Shape::Either,
+            project: None,
+            must_exist: true,
+        }));
+        if files.len() > MAX_FILES {
+            set.problem(
+                "the configuration",
+                format!(
+                    "only the first {MAX_FILES} of {} files were read",
+                    files.len()
+                ),
+            );
+            files.truncate(MAX_FILES);
+        }
+        let jobs = files
+            .iter()
+            .map(|c| file::Job {
+                path: c.path.clone(),
+                confine: c.project.clone(),
+                in_home: inputs
+                    .sidecar_home
+                    .as_ref()
+                    .is_some_and(|h| c.path.starts_with(h)),
+            })
+            .collect();
+        let outcomes = file::read_all(jobs, bound, reader);
+        // A workspace folder may be the home directory: a user file read
+        // again as a project file would lose its user-only options.
+        let mut user_files = HashSet::new();
+        for (candidate, outcome) in files.iter().zip(outcomes) {
+            let source = candidate.path.display().to_string();
+            match outcome {
+                file::Outcome::Missing if !candidate.must_exist => {}
+                file::Outcome::Missing => {
+                    set.problem(&source, "cannot be read: it does not exist".into());
+                }
+                file::Outcome::Refused(why) => set.problem(&source, why),
+                file::Outcome::Text { text, id } => {
+                    match (id, &candidate.project) {
+                        (Some(id), Some(_)) if user_files.contains(&id) => continue,
+                        (Some(id), None) => {
+                            user_files.insert(id);
+                        }
+                        _ => {}
+                    }
+                    set.parse_file(&candidate.path, &text, candidate.shape);
+                }
+            }
+        }
+        set.add_entries(&inputs.inline, &Source::InitializationOptions);
+        set.log_problems();
+        set
+    }
+
+    fn log_problems(&mut self) {
+        if self.omitted > 0 {
+            let omitted = std::mem::take(&mut self.omitted);
+            self.problems.push(ConfigProblem {
+                source: "the configuration".into(),
+                message: format!("has {omitted} more problems"),
+                server: None,
+            });
+        }
+        for problem in &self.problems {
+            tracing::warn!(%problem, "configuration problem");
+        }
+    }
+
+    /// Takes the servers of one file's text.
+    fn parse_file(&mut self, path: &Path, text: &str, shape: Shape) {
+        let source = path.display().to_string();
+        // VS Code's mcp.json is JSONC: comments and trailing commas. The
+        // nesting serde_json accepts is bounded (128 levels), so a deep
+        // document is an error, not a stack overflow.
+        let doc: Value = match serde_json::from_str(&strip_jsonc(text)) {
             Ok(v) => v,
             Err(e) => {
                 // serde_json reports line and column, never file contents.
@@ -206,7 +326,16 @@ impl ConfigSet {
     }
 
     fn add_entries(&mut self, entries: &Map<String, Value>, source: &Source) {
-        for (name, entry) in entries {
+        if entries.len() > MAX_ENTRIES {
+            self.problem(
+                &source.to_string(),
+                format!(
+                    "lists {} servers; only the first {MAX_ENTRIES} are used",
+                    entries.len()
+                ),
+            );
+        }
+        for (name, entry) in entries.iter().take(MAX_ENTRIES) {
             if name.trim().is_empty() {
                 self.problem(&source.to_string(), "a server has an empty name".into());
                 continue;
@@ -227,96 +356,112 @@ impl ConfigSet {
                 Ok(None) => {
                     self.servers.remove(name);
                 }
-                Err(message) => self.problem(&format!("{source}: server {name:?}"), message),
+                Err(message) => self.entry_problem(source, name, message),
             }
         }
     }
 
     fn problem(&mut self, source: &str, message: String) {
-        self.problems.push(ConfigProblem {
+        self.push(ConfigProblem {
             source: source.to_owned(),
             message,
+            server: None,
         });
+    }
+
+    fn entry_problem(&mut self, source: &Source, name: &str, message: String) {
+        self.push(ConfigProblem {
+            source: format!("{source}: server {name:?}"),
+            message,
+            server: Some(name.to_owned()),
+        });
+    }
+
+    fn push(&mut self, problem: ConfigProblem) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(problem);
+        } else {
+            self.omitted += 1;
+        }
     }
 }
 
 /// Removes `//` and `/* */` comments and trailing commas outside strings,
 /// keeping line breaks so parse errors still point at the right line.
+///
+/// Linear: each byte is looked at by the main loop and at most once more by
+/// the look-ahead after a comma (which stops at the first byte that is not
+/// blank or comment). Works on bytes: every delimiter is ASCII, and what it
+/// drops are whole comments and commas, so the output stays UTF-8.
 fn strip_jsonc(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
+    let b = text.as_bytes();
+    let at = |i: usize| b.get(i).copied();
+    // The end of the comment starting at `i` (at `//` or `/*`), if any.
+    let comment_end = |i: usize| -> Option<usize> {
+        match (at(i), at(i + 1)) {
+            (Some(b'/'), Some(b'/')) => Some(
+                b[i..]
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .map_or(b.len(), |n| i + n),
+            ),
+            (Some(b'/'), Some(b'*')) => Some(
+                b[i + 2..]
+                    .windows(2)
+                    .position(|w| w == b"*/")
+                    .map_or(b.len(), |n| i + 2 + n + 2),
+            ),
+            _ => None,
+        }
+    };
+    let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     let mut in_string = false;
-    while i < chars.len() {
-        let c = chars[i];
+    while let Some(c) = at(i) {
         if in_string {
             out.push(c);
-            if c == '\\' && i + 1 < chars.len() {
-                out.push(chars[i + 1]);
+            if c == b'\\'
+                && let Some(next) = at(i + 1)
+            {
+                out.push(next);
                 i += 1;
-            } else if c == '"' {
+            } else if c == b'"' {
                 in_string = false;
             }
             i += 1;
             continue;
         }
-        match (c, chars.get(i + 1)) {
-            ('"', _) => {
-                in_string = true;
-                out.push(c);
-                i += 1;
-            }
-            ('/', Some('/')) => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-            }
-            ('/', Some('*')) => {
-                i += 2;
-                while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
-                    if chars[i] == '\n' {
-                        out.push('\n');
-                    }
-                    i += 1;
-                }
-                i += 2;
-            }
-            (',', _) => {
-                // A comma followed (after blanks and comments) by } or ] is
-                // trailing: drop it.
-                let mut j = i + 1;
-                loop {
-                    while j < chars.len() && chars[j].is_whitespace() {
-                        j += 1;
-                    }
-                    if chars.get(j) == Some(&'/') && chars.get(j + 1) == Some(&'/') {
-                        while j < chars.len() && chars[j] != '\n' {
-                            j += 1;
-                        }
-                    } else if chars.get(j) == Some(&'/') && chars.get(j + 1) == Some(&'*') {
-                        j += 2;
-                        while j < chars.len()
-                            && !(chars[j] == '*' && chars.get(j + 1) == Some(&'/'))
-                        {
-                            j += 1;
-                        }
-                        j += 2;
-                    } else {
-                        break;
-                    }
-                }
-                if !matches!(chars.get(j), Some('}') | Some(']')) {
-                    out.push(c);
-                }
-                i += 1;
-            }
-            _ => {
-                out.push(c);
-                i += 1;
-            }
+        if let Some(end) = comment_end(i) {
+            // Line breaks inside a block comment are kept.
+            out.extend(b[i..end].iter().filter(|&&c| c == b'\n'));
+            i = end;
+            continue;
         }
+        if c == b',' {
+            // A comma followed (after blanks and comments) by } or ] is
+            // trailing: drop it.
+            let mut j = i + 1;
+            loop {
+                while at(j).is_some_and(|c| c.is_ascii_whitespace()) {
+                    j += 1;
+                }
+                match comment_end(j) {
+                    Some(end) => j = end,
+                    None => break,
+                }
+            }
+            if !matches!(at(j), Some(b'}' | b']')) {
+                out.push(c);
+            }
+            i += 1;
+            continue;
+        }
+        in_string = c == b'"';
+        out.push(c);
+        i += 1;
     }
-    out
+    // Only whole comments and ASCII commas were dropped.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// `Ok(None)` for stdio entries (a `command`, or `type: "stdio"`), which
@@ -469,6 +614,85 @@ mod tests {
         let v: Value = serde_json::from_str(&strip_jsonc(text)).unwrap();
         assert_eq!(v["servers"]["a"]["url"], "https://a//b");
         assert_eq!(strip_jsonc("[\"a,]\", 1,]"), "[\"a,]\", 1]");
+        assert_eq!(
+            strip_jsonc("{\"é\\\"/*\": 1 /* ü\n */, // ß\n}"),
+            "{\"é\\\"/*\": 1 \n \n}"
+        );
+        assert_eq!(strip_jsonc("[1, /* open"), "[1, ");
+    }
+
+    /// Inputs that would make a careless stripper quadratic, each at the
+    /// 1 MiB a file may have; and nesting deeper than serde_json's limit.
+    #[test]
+    fn hostile_jsonc_is_linear_and_nesting_is_bounded() {
+        let size = file::MAX_BYTES as usize;
+        let cases = [
+            ",".repeat(size),
+            ", ".repeat(size / 2),
+            ",/*".repeat(size / 3),
+            "/*".repeat(size / 2),
+            format!(",{}", " ".repeat(size - 1)),
+            format!("[{}", ", //\n".repeat(size / 5)),
+            "\"\\".repeat(size / 2),
+        ];
+        let started = std::time::Instant::now();
+        for text in &cases {
+            let _ = strip_jsonc(text);
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        let deep = "[".repeat(size);
+        let e = serde_json::from_str::<Value>(&strip_jsonc(&deep)).unwrap_err();
+        assert!(e.to_string().contains("recursion limit"), "{e}");
+    }
+
+    #[test]
+    fn problems_are_bounded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("many.json");
+        let entries: Vec<String> = (0..200).map(|i| format!("\"s{i}\": 5")).collect();
+        write(
+            &file,
+            &format!("{{\"mcpServers\": {{{}}}}}", entries.join(",")),
+        );
+        let set = ConfigSet::load(&Inputs {
+            extra_files: vec![file],
+            ..Inputs::default()
+        });
+        assert_eq!(set.problems.len(), MAX_PROBLEMS + 1);
+        assert_eq!(set.problems[0].server.as_deref(), Some("s0"));
+        assert!(
+            set.problems[MAX_PROBLEMS]
+                .to_string()
+                .contains(&format!("{} more problems", 200 - MAX_PROBLEMS)),
+            "{:?}",
+            set.problems.last()
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_home_folder_as_a_workspace_reads_user_files_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().to_owned();
+        write(
+            &home.join(".cursor/mcp.json"),
+            r#"{"mcpServers":{"a":{"url":"https://a.example/mcp"}}}"#,
+        );
+        let set = ConfigSet::load(&Inputs {
+            user_home: Some(home.clone()),
+            workspace_folders: vec![home.clone()],
+            discover: true,
+            ..Inputs::default()
+        });
+        assert!(set.problems.is_empty(), "{:?}", set.problems);
+        assert_eq!(
+            set.servers["a"].source,
+            Source::File(home.join(".cursor/mcp.json"))
+        );
     }
 
     #[test]

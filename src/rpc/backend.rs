@@ -287,7 +287,7 @@ impl Backend {
                 .collect(),
             inline: options.servers.clone().unwrap_or_default(),
         };
-        let config = ConfigSet::load(&inputs);
+        let config = ConfigSet::load_off_runtime(inputs).await;
 
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let client = self.client.clone();

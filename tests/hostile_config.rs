@@ -1,0 +1,201 @@
+//! Configuration that came with a cloned repository is not trusted (issue 8):
+//! it cannot exhaust memory or hang `initialize`. Real binary, real files.
+
+mod common;
+
+use common::{Env, Sidecar};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn by_name<'a>(result: &'a Value, name: &str) -> &'a Value {
+    result["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .find(|s| s["server"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {result}"))
+}
+
+fn problems(result: &Value) -> Vec<String> {
+    result["configProblems"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn folder_uri(path: &Path) -> String {
+    url::Url::from_directory_path(path).unwrap().to_string()
+}
+
+/// `initialize` with workspace folders, like an editor opening a project.
+fn open_project(s: &mut Sidecar, folders: &[&Path], options: Value) {
+    let folders: Vec<Value> = folders
+        .iter()
+        .map(|f| json!({"uri": folder_uri(f), "name": "ws"}))
+        .collect();
+    s.ok(
+        "initialize",
+        json!({"capabilities": {}, "workspaceFolders": folders, "initializationOptions": options}),
+    );
+    s.notify("initialized", json!({}));
+}
+
+// ---- Defect 4: hostile files neither hang nor exhaust memory ----
+
+/// The binary under `sh`, with its data segment capped so that a
+/// regression fails this test instead of eating the machine's memory.
+fn capped(env: &Env) -> Sidecar {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"ulimit -d 524288 && exec "$0""#)
+        .arg(common::BIN)
+        .env("MCP_AUTH_SIDECAR_HOME", env.sidecar_home())
+        .env("HOME", env.path("home"))
+        .env("XDG_CONFIG_HOME", env.path("config"))
+        .env("XDG_DATA_HOME", env.path("data"))
+        .env("XDG_RUNTIME_DIR", env.path("runtime"))
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("MCP_AUTH_SIDECAR_LOG");
+    Sidecar::spawn(cmd, &env.path("stderr.log"))
+}
+
+/// Peak resident memory of a process, from `/proc/<pid>/status`.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn mkfifo(path: &Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let ok = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(ok.success());
+}
+
+fn symlink(target: &str, link: &Path) {
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(target, link).unwrap();
+}
+
+/// Opens the workspace `ws` (plus `options`), and checks that `initialize`
+/// answers promptly, every expectation appears in `configProblems`, the
+/// good entries are still there, memory stayed small and the next request
+/// is served.
+fn survives(env: &Env, options: Value, expected: &[(&str, &str)]) {
+    env.write(
+        "ws/.cursor/mcp.json",
+        r#"{"mcpServers": {"good": {"url": "https://good.example/mcp"}}}"#,
+    );
+    let mut s = capped(env);
+    let pid = s.child.id();
+    let mut options = options;
+    options["storage"] = json!("memory");
+    let started = Instant::now();
+    open_project(&mut s, &[&env.path("ws")], options);
+    let took = started.elapsed();
+    let st = s.ok("mcp/authStatus", json!({}));
+    let found = problems(&st);
+    for (file, why) in expected {
+        assert!(
+            found.iter().any(|p| p.contains(file) && p.contains(why)),
+            "no problem with {file} saying {why:?}: {found:?}"
+        );
+    }
+    assert_eq!(by_name(&st, "good")["state"], "unknown", "{st}");
+    let peak = peak_rss_kib(pid);
+    eprintln!("initialize took {took:?}; peak RSS {peak} KiB");
+    assert!(took < Duration::from_secs(5), "initialize took {took:?}");
+    assert!(peak > 0 && peak < 64 * 1024, "peak RSS {peak} KiB");
+    s.ok("mcp/authStatus", json!({"server": "good"}));
+    s.shutdown();
+}
+
+#[test]
+fn a_project_file_linked_to_dev_zero() {
+    let env = Env::new();
+    symlink("/dev/zero", &env.path("ws/.mcp.json"));
+    survives(&env, json!({}), &[("ws/.mcp.json", "")]);
+}
+
+#[test]
+fn a_project_file_of_two_mib_of_spaces() {
+    let env = Env::new();
+    env.write("ws/.mcp.json", &" ".repeat(2 << 20));
+    survives(&env, json!({}), &[("ws/.mcp.json", "larger than 1 MiB")]);
+}
+
+#[test]
+fn a_project_file_that_is_a_fifo() {
+    let env = Env::new();
+    mkfifo(&env.path("ws/.vscode/mcp.json"));
+    survives(
+        &env,
+        json!({}),
+        &[("ws/.vscode/mcp.json", "not a regular file")],
+    );
+}
+
+#[test]
+fn a_project_file_linked_to_the_editors_pipe() {
+    let env = Env::new();
+    symlink("/proc/self/fd/0", &env.path("ws/.mcp.json"));
+    survives(&env, json!({}), &[("ws/.mcp.json", "")]);
+}
+
+/// User-level files may be symbolic links (dotfile managers), but only to
+/// regular files of bounded size.
+#[test]
+fn user_files_linked_to_devices_pipes_and_fifos() {
+    let env = Env::new();
+    symlink("/dev/zero", &env.path("home/.cursor/mcp.json"));
+    symlink("/proc/self/fd/0", &env.path("sidecar/servers.json"));
+    mkfifo(&env.path("fifo.json"));
+    let big = env.write("big.json", &" ".repeat(2 << 20));
+    survives(
+        &env,
+        json!({"configFiles": [env.path("fifo.json"), big]}),
+        &[
+            (".cursor/mcp.json", "not a regular file"),
+            ("sidecar/servers.json", "not a regular file"),
+            ("fifo.json", "not a regular file"),
+            ("big.json", "larger than 1 MiB"),
+        ],
+    );
+}
+
+/// A 1 MiB file of tiny entries, half of them broken: the servers taken
+/// and the problems kept are bounded, so statuses stay small.
+#[test]
+fn a_project_file_of_forty_thousand_entries() {
+    let env = Env::new();
+    let mut text = String::from(r#"{"mcpServers": {"#);
+    let mut i = 0;
+    while text.len() < (1 << 20) - 64 {
+        if i % 2 == 0 {
+            text.push_str(&format!(r#""s{i}": {{"url": "https://x.example/{i}"}},"#));
+        } else {
+            text.push_str(&format!(r#""b{i}": 5,"#));
+        }
+        i += 1;
+    }
+    text.push_str("}}");
+    env.write("ws/.mcp.json", &text);
+    survives(
+        &env,
+        json!({}),
+        &[
+            ("ws/.mcp.json", "only the first 256 are used"),
+            ("the configuration", "more problems"),
+        ],
+    );
+}
