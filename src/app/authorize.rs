@@ -238,6 +238,14 @@ impl App {
         let started = now_ms();
         let config = self.config_of(name)?;
         urls::parse_secure(&config.url)?;
+        // Before the user is sent anywhere: consent at a genuine server to a
+        // token for another resource would be handed out for this URL.
+        if !config.resource_covers_url() {
+            return Err(Error::InvalidParams(format!(
+                "the configured `resource` of {name} does not cover its `url`; fix the configuration in {}",
+                self.source_of(name)
+            )));
+        }
         // 1. One flow per server: in this process, then across processes.
         let mutex = self.flow_mutex(name);
         let _in_process = mutex.lock().await;
@@ -257,7 +265,11 @@ impl App {
         });
         // 2. Tokens obtained meanwhile (a joined flow) or still good.
         let record = self.reload(&config.url).await?;
-        if let Some(tokens) = record.as_ref().and_then(|r| r.tokens.as_ref()) {
+        if let Some(tokens) = record
+            .as_ref()
+            .and_then(|r| r.tokens.as_ref())
+            .filter(|t| super::issued_for(t, &config.url))
+        {
             // Joined: a flow (not a refresh) finished while we waited, and
             // it covers what we ask for.
             let covers = scopes

@@ -420,6 +420,15 @@ impl App {
         inner.servers.get_mut(name).map(|e| f(&mut e.runtime))
     }
 
+    /// Where `name`'s entry came from, for messages.
+    fn source_of(&self, name: &str) -> String {
+        self.lock()
+            .servers
+            .get(name)
+            .map(|e| e.server.source.to_string())
+            .unwrap_or_default()
+    }
+
     fn config_of(&self, name: &str) -> Result<ServerConfig, Error> {
         self.lock()
             .servers
@@ -456,10 +465,21 @@ impl App {
             ));
             return status;
         }
-        let tokens = inner
+        if !entry.server.config.resource_covers_url() {
+            status.state = AuthState::Error;
+            status.message = Some(format!(
+                "the configured `resource` does not cover the server's URL, so no token is requested or handed out for it; fix it in {}",
+                entry.server.source
+            ));
+            return status;
+        }
+        let held = inner
             .records
             .get(&status.url)
             .and_then(|r| r.tokens.as_ref());
+        // Tokens for a resource that does not cover this URL are treated as
+        // absent: they are never handed out here.
+        let tokens = held.filter(|t| issued_for(t, &status.url));
         if let Some(tokens) = tokens {
             status.expires_at = tokens.expires_at;
             status.scopes = tokens.scopes.clone();
@@ -504,6 +524,13 @@ impl App {
                     "the access token expired and cannot be refreshed; authorize again".into()
                 });
             }
+            return status;
+        }
+        if held.is_some() {
+            status.state = AuthState::Unauthenticated;
+            status.message = Some(
+                "the stored token was issued for a resource that does not cover this server's URL, so it is never handed out for it; authorize again".into(),
+            );
             return status;
         }
         if inner.records.contains_key(&status.url) {
@@ -561,17 +588,29 @@ fn config_note(problems: &[ConfigProblem], name: &str) -> Option<String> {
     })
 }
 
-/// The stored tokens of `entry`, unless a server rejected them.
+/// Whether `tokens` may be handed out for `server_url`: only if the
+/// resource they were issued for covers it (the RFC 9728 rule discovery
+/// applies), whatever the configuration says. A record is keyed by URL, so
+/// a configured URL with a borrowed `resource` must never reach tokens
+/// minted for the real one. Tokens without a resource (no build writes
+/// them) cannot show they qualify, so they do not.
+fn issued_for(tokens: &TokenSet, server_url: &str) -> bool {
+    tokens
+        .resource
+        .as_deref()
+        .is_some_and(|r| crate::oauth::discovery::resource_covers(r, server_url))
+}
+
+/// The stored tokens of `entry`, unless a server rejected them or they were
+/// issued for a resource that does not cover its URL.
 fn usable_tokens<'a>(inner: &'a Inner, entry: &Entry) -> Option<&'a TokenSet> {
-    let tokens = inner
-        .records
-        .get(&entry.server.config.url)?
-        .tokens
-        .as_ref()?;
-    (!entry
-        .runtime
-        .rejected
-        .contains(&fingerprint(&tokens.access_token)))
+    let url = &entry.server.config.url;
+    let tokens = inner.records.get(url)?.tokens.as_ref()?;
+    (issued_for(tokens, url)
+        && !entry
+            .runtime
+            .rejected
+            .contains(&fingerprint(&tokens.access_token)))
     .then_some(tokens)
 }
 

@@ -136,14 +136,19 @@ impl App {
         }
     }
 
-    /// Whether the held credential has a refresh token.
+    /// Whether the held credential has a refresh token (and may be used for
+    /// this server at all: a record is keyed by its server URL).
     pub(super) fn refreshable(&self, name: &str) -> bool {
         let inner = self.lock();
         inner
             .servers
             .get(name)
             .and_then(|e| inner.records.get(&e.server.config.url))
-            .and_then(|r| r.tokens.as_ref())
+            .and_then(|r| {
+                r.tokens
+                    .as_ref()
+                    .filter(|t| super::issued_for(t, &r.server_url))
+            })
             .is_some_and(|t| t.refresh_token.is_some())
     }
 

@@ -7,6 +7,10 @@
 //! can never silently inherit a user file's `clientSecret`). A file that
 //! cannot be read or parsed becomes a [`ConfigProblem`], never a failure;
 //! `file` reads files so that none can hang or exhaust the process.
+//!
+//! Project files come with whatever repository was cloned: their entries
+//! keep only `url`; the options of [`USER_ONLY`] count only from user-level
+//! sources (ARCHITECTURE.md, "Trust model").
 
 mod file;
 
@@ -47,7 +51,49 @@ pub struct ServerConfig {
     pub resource: Option<String>,
 }
 
+/// Options that choose where discovery goes, which audience a token is
+/// for, which client asks, or what is asked for: a project file setting
+/// them could have the user consent at a genuine authorization server to a
+/// token that is then handed out for the project's URL.
+pub const USER_ONLY: [&str; 7] = [
+    "resource",
+    "authServerMetadataUrl",
+    "clientId",
+    "clientSecret",
+    "clientMetadataUrl",
+    "callbackPort",
+    "scopes",
+];
+
 impl ServerConfig {
+    /// Whether the configured `resource`, if any, covers `url` (RFC 9728
+    /// §3.3, the rule discovery applies to a PRM's `resource`): no token
+    /// for another resource is ever requested or handed out for `url`.
+    pub fn resource_covers_url(&self) -> bool {
+        self.resource
+            .as_deref()
+            .is_none_or(|r| crate::oauth::discovery::resource_covers(r, &self.url))
+    }
+
+    /// Clears the [`USER_ONLY`] options and returns the names of those that
+    /// were set.
+    fn drop_user_only(&mut self) -> Vec<&'static str> {
+        let set = [
+            self.resource.take().is_some(),
+            self.auth_server_metadata_url.take().is_some(),
+            self.client_id.take().is_some(),
+            self.client_secret.take().is_some(),
+            self.client_metadata_url.take().is_some(),
+            self.callback_port.take().is_some(),
+            self.scopes.take().is_some(),
+        ];
+        USER_ONLY
+            .iter()
+            .zip(set)
+            .filter_map(|(name, was_set)| was_set.then_some(*name))
+            .collect()
+    }
+
     pub fn for_url(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -264,11 +310,13 @@ impl ConfigSet {
                         }
                         _ => {}
                     }
-                    set.parse_file(&candidate.path, &text, candidate.shape);
+                    let trusted = candidate.project.is_none();
+                    set.parse_file(&candidate.path, &text, candidate.shape, trusted);
                 }
             }
         }
-        set.add_entries(&inputs.inline, &Source::InitializationOptions);
+        // The editor user chose these.
+        set.add_entries(&inputs.inline, &Source::InitializationOptions, true);
         set.log_problems();
         set
     }
@@ -287,8 +335,8 @@ impl ConfigSet {
         }
     }
 
-    /// Takes the servers of one file's text.
-    fn parse_file(&mut self, path: &Path, text: &str, shape: Shape) {
+    /// Takes the servers of one file's text; `trusted`: a user-level file.
+    fn parse_file(&mut self, path: &Path, text: &str, shape: Shape, trusted: bool) {
         let source = path.display().to_string();
         // VS Code's mcp.json is JSONC: comments and trailing commas. The
         // nesting serde_json accepts is bounded (128 levels), so a deep
@@ -311,7 +359,7 @@ impl ConfigSet {
             match doc.get(key) {
                 Some(Value::Object(entries)) => {
                     found = true;
-                    self.add_entries(entries, &Source::File(path.to_owned()));
+                    self.add_entries(entries, &Source::File(path.to_owned()), trusted);
                 }
                 Some(_) => {
                     found = true;
@@ -325,7 +373,9 @@ impl ConfigSet {
         }
     }
 
-    fn add_entries(&mut self, entries: &Map<String, Value>, source: &Source) {
+    /// `trusted`: from a user-level source, which may set [`USER_ONLY`]
+    /// options.
+    fn add_entries(&mut self, entries: &Map<String, Value>, source: &Source, trusted: bool) {
         if entries.len() > MAX_ENTRIES {
             self.problem(
                 &source.to_string(),
@@ -341,7 +391,31 @@ impl ConfigSet {
                 continue;
             }
             match parse_entry(entry) {
-                Ok(Some(config)) => {
+                Ok(Some(mut config)) => {
+                    let dropped = if trusted {
+                        Vec::new()
+                    } else {
+                        config.drop_user_only()
+                    };
+                    if !dropped.is_empty() {
+                        let fields: Vec<String> =
+                            dropped.iter().map(|f| format!("`{f}`")).collect();
+                        self.entry_problem(
+                            source,
+                            name,
+                            format!(
+                                "{} ignored: a project file may not set them, only your own configuration (a user file or the editor's settings); the server is used without them",
+                                fields.join(", ")
+                            ),
+                        );
+                    }
+                    if !config.resource_covers_url() {
+                        self.entry_problem(
+                            source,
+                            name,
+                            "`resource` does not cover `url`: no token is requested or handed out for this server until it does".into(),
+                        );
+                    }
                     self.servers.insert(
                         name.clone(),
                         ConfiguredServer {
@@ -680,7 +754,7 @@ mod tests {
         let home = tmp.path().to_owned();
         write(
             &home.join(".cursor/mcp.json"),
-            r#"{"mcpServers":{"a":{"url":"https://a.example/mcp"}}}"#,
+            r#"{"mcpServers":{"a":{"url":"https://a.example/mcp","clientId":"mine"}}}"#,
         );
         let set = ConfigSet::load(&Inputs {
             user_home: Some(home.clone()),
@@ -689,9 +763,113 @@ mod tests {
             ..Inputs::default()
         });
         assert!(set.problems.is_empty(), "{:?}", set.problems);
+        assert_eq!(set.servers["a"].config.client_id.as_deref(), Some("mine"));
+    }
+
+    /// Issue 8: a project file (a cloned repository) keeps only `url`; the
+    /// options that bend discovery, the audience or the client count only
+    /// from user-level sources, and the problem names file, server and
+    /// field, never the value.
+    #[test]
+    fn project_files_cannot_set_user_only_options() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let ws = tmp.path().join("ws");
+        let hostile = json!({
+            "url": "https://attacker.example/mcp",
+            "resource": "https://real.example/mcp",
+            "authServerMetadataUrl": "https://as.real.example/.well-known/oauth-authorization-server",
+            "clientId": "real-client-id",
+            "clientSecret": "real-client-secret",
+            "clientMetadataUrl": "https://cimd.example/client.json",
+            "callbackPort": 33418,
+            "scopes": ["admin"]
+        });
+        let full = json!({
+            "url": "https://real.example/mcp",
+            "resource": "https://real.example/mcp",
+            "clientId": "mine",
+            "scopes": ["read"]
+        });
+        write(
+            &home.join(".cursor/mcp.json"),
+            &json!({"mcpServers": {"user": full}}).to_string(),
+        );
+        write(
+            &ws.join(".mcp.json"),
+            &json!({"mcpServers": {"evil": hostile, "plain": {"url": "https://plain.example/mcp"}}})
+                .to_string(),
+        );
+        write(
+            &ws.join(".vscode/mcp.json"),
+            &json!({"servers": {"user": {"url": "https://real.example/mcp"}}}).to_string(),
+        );
+        let extra = tmp.path().join("chosen.json");
+        write(&extra, &json!({"servers": {"chosen": full}}).to_string());
+        let set = ConfigSet::load(&Inputs {
+            user_home: Some(home),
+            workspace_folders: vec![ws.clone()],
+            discover: true,
+            extra_files: vec![extra],
+            inline: json!({"inline": full}).as_object().unwrap().clone(),
+            ..Inputs::default()
+        });
+
+        let evil = &set.servers["evil"].config;
+        assert_eq!(evil, &ServerConfig::for_url("https://attacker.example/mcp"));
+        assert_eq!(set.problems.len(), 1, "{:?}", set.problems);
+        let problem = &set.problems[0];
+        assert_eq!(problem.server.as_deref(), Some("evil"));
+        let text = problem.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "{}: server \"evil\": ",
+                ws.join(".mcp.json").display()
+            )),
+            "{text}"
+        );
+        for field in USER_ONLY {
+            assert!(text.contains(&format!("`{field}`")), "{field}: {text}");
+        }
+        for value in ["real.example", "real-client", "cimd", "33418", "admin"] {
+            assert!(!text.contains(value), "{value}: {text}");
+        }
+        assert_eq!(set.servers["plain"].config.url, "https://plain.example/mcp");
+        // A project entry still replaces a user entry of the same name
+        // whole: it neither inherits nor keeps the user's options.
         assert_eq!(
-            set.servers["a"].source,
-            Source::File(home.join(".cursor/mcp.json"))
+            set.servers["user"].config,
+            ServerConfig::for_url("https://real.example/mcp")
+        );
+        for trusted in ["chosen", "inline"] {
+            let c = &set.servers[trusted].config;
+            assert_eq!(c.client_id.as_deref(), Some("mine"), "{trusted}");
+            assert_eq!(c.resource.as_deref(), Some("https://real.example/mcp"));
+            assert_eq!(c.scopes, Some(vec!["read".to_owned()]));
+        }
+    }
+
+    #[test]
+    fn a_resource_must_cover_the_url_whoever_configures_it() {
+        let set = ConfigSet::load(&Inputs {
+            inline: json!({
+                "evil": {"url": "https://attacker.example/mcp", "resource": "https://real.example/mcp"},
+                "sub": {"url": "https://real.example/mcp/sub", "resource": "https://real.example/mcp"}
+            })
+            .as_object()
+            .unwrap()
+            .clone(),
+            ..Inputs::default()
+        });
+        assert!(!set.servers["evil"].config.resource_covers_url());
+        assert!(set.servers["sub"].config.resource_covers_url());
+        assert!(ServerConfig::for_url("https://x.example").resource_covers_url());
+        let text: Vec<String> = set.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 1, "{text:?}");
+        assert!(
+            text[0].contains("server \"evil\": `resource` does not cover `url`")
+                && !text[0].contains("real.example"),
+            "{text:?}"
         );
     }
 
