@@ -235,7 +235,7 @@ impl ConfigSet {
     }
 
     /// Blocking, but bounded: files are read on worker threads within
-    /// [`file::READ_BOUND`]. Async callers use [`ConfigSet::load_off_runtime`].
+    /// `file::READ_BOUND`. Async callers use [`ConfigSet::load_off_runtime`].
     pub fn load(inputs: &Inputs) -> Self {
         Self::load_with(inputs, file::READ_BOUND, file::read)
     }
