@@ -444,8 +444,15 @@ impl ConfigSet {
     }
 
     fn entry_problem(&mut self, source: &Source, name: &str, message: String) {
+        // A name can be most of a 1 MiB file, and a problem may be repeated
+        // in the status of every server.
+        const SHOWN: usize = 80;
+        let shown = match name.char_indices().nth(SHOWN) {
+            Some((end, _)) => format!("{:?}…", &name[..end]),
+            None => format!("{name:?}"),
+        };
         self.push(ConfigProblem {
-            source: format!("{source}: server {name:?}"),
+            source: format!("{source}: server {shown}"),
             message,
             server: Some(name.to_owned()),
         });
@@ -745,6 +752,15 @@ mod tests {
             "{:?}",
             set.problems.last()
         );
+        // A long name is shortened in the text, kept whole for matching.
+        let long = "n".repeat(100_000);
+        let set = ConfigSet::load(&Inputs {
+            inline: json!({ long.clone(): 5 }).as_object().unwrap().clone(),
+            ..Inputs::default()
+        });
+        let text = set.problems[0].to_string();
+        assert!(text.len() < 200, "{} bytes", text.len());
+        assert_eq!(set.problems[0].server.as_deref(), Some(long.as_str()));
     }
 
     #[cfg(unix)]
