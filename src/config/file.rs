@@ -211,8 +211,7 @@ pub fn read_all(jobs: Vec<Job>, bound: Duration, reader: Reader) -> Vec<Outcome>
                     } else {
                         reader(&job.path, job.confine.as_deref())
                     };
-                    if tx.send((i, outcome)).is_err()
-                    {
+                    if tx.send((i, outcome)).is_err() {
                         break;
                     }
                 }
@@ -358,6 +357,7 @@ mod tests {
             .map(|p| Job {
                 path: PathBuf::from(p),
                 confine: None,
+                in_home: false,
             })
             .collect();
         let started = Instant::now();
