@@ -87,10 +87,23 @@ pub const HELPER_COMMAND: &str = "keyring-helper";
 #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
 const MAX_ANSWER: u64 = 4096;
 
+/// Which program runs the helper, when it is not this one (a test binary
+/// using the library): set once, before the store opens.
+static HELPER_PROGRAM: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Makes `program` (an `mcp-auth-sidecar` binary) run the keyring helper.
+/// For code that links the library into another program, such as tests.
+pub fn use_helper_program(program: impl Into<std::path::PathBuf>) {
+    let _ = HELPER_PROGRAM.set(program.into());
+}
+
 /// This very program, even if the file was replaced by an upgrade since it
 /// started (Linux keeps the running image reachable through /proc).
 #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
 fn own_executable() -> std::path::PathBuf {
+    if let Some(program) = HELPER_PROGRAM.get() {
+        return program.clone();
+    }
     let proc_self = std::path::Path::new("/proc/self/exe");
     if proc_self.exists() {
         return proc_self.to_owned();

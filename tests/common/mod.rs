@@ -391,6 +391,9 @@ pub fn seed(
     choice: mcp_auth_sidecar::store::StorageChoice,
     record: &mcp_auth_sidecar::store::record::CredentialRecord,
 ) {
+    // The keyring is read by a helper process: the sidecar binary, not
+    // this test binary.
+    mcp_auth_sidecar::store::keyring::use_helper_program(BIN);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let store =
