@@ -215,13 +215,22 @@ impl App {
         let mut wait_for = Vec::new();
         {
             let mut inner = self.lock();
+            // Credentials this process holds: a live marker for one of them
+            // is ours (the lock file is exclusive), whichever of our
+            // requests runs the flow at this moment.
+            let held_here: HashSet<String> = inner
+                .credentials
+                .iter()
+                .filter(|(_, m)| m.try_lock().is_err())
+                .map(|(url, _)| url.clone())
+                .collect();
             for entry in inner.servers.values_mut() {
-                let stem = crate::store::sealed::file_stem(&entry.server.config.url);
+                let url = &entry.server.config.url;
+                let stem = crate::store::sealed::file_stem(url);
                 if stems.contains(&stem) {
-                    // Our own marker is not "elsewhere" (and our own lock
-                    // looks taken from here too).
-                    entry.runtime.authorizing_elsewhere =
-                        !entry.runtime.authorizing && alive.contains(&stem);
+                    entry.runtime.authorizing_elsewhere = !entry.runtime.authorizing
+                        && !held_here.contains(url)
+                        && alive.contains(&stem);
                 }
             }
             for stem in &alive {
