@@ -1,19 +1,43 @@
 //! The editor protocol: JSON-RPC 2.0 with LSP framing on stdio (SPEC §3).
 //! Only this module knows about JSON-RPC.
+//!
+//! The path of a message (ARCHITECTURE.md has the picture): a reader
+//! thread frames stdin and decodes each body once (`framing`, `message`);
+//! the dispatcher task hands requests to tower-lsp-server's `LspService`
+//! (lifecycle, routing, `$/cancelRequest`) and the editor's responses to its
+//! `ClientSocket`; answers and the sidecar's own notifications go through
+//! one bounded queue to a writer thread that flushes once per batch.
+//! Every queue is bounded: a client that stops reading stdout makes the
+//! sidecar stop reading stdin.
 
 mod backend;
 pub mod errors;
 mod framing;
+mod message;
 pub mod protocol;
 
 use backend::Backend;
+use framing::{Frame, Out};
+use futures::{SinkExt, StreamExt};
+use message::Incoming;
+use serde_json::Value;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tower_lsp_server::{LspService, Server};
+use tokio::sync::{Semaphore, mpsc};
+use tower_lsp_server::LspService;
+use tower_lsp_server::jsonrpc::Request;
+use tower_service::Service;
 
-/// High enough that any number of slow requests (authorizations waiting for
-/// a browser, probes) never delay a status request or a cancellation.
-const CONCURRENCY: usize = 1024;
+/// Messages decoded but not yet dispatched.
+const IN_QUEUE: usize = 64;
+/// Bodies waiting for the writer.
+const OUT_QUEUE: usize = 256;
+/// Requests being answered at once. Past it, the dispatcher waits (and so
+/// stops reading stdin) until one finishes.
+const MAX_PENDING: usize = 1024;
+/// Requests that may wait on the network or a browser, at once. Past it, a
+/// new one is refused at once (1007) instead of queueing behind the others.
+const MAX_LONG_PENDING: usize = 256;
 
 /// How long the end of the process waits for credential transactions: one
 /// refresh (30 s HTTP timeout plus backoff) fits.
@@ -23,7 +47,7 @@ const DRAIN_BOUND: Duration = Duration::from_secs(40);
 pub async fn serve() {
     let app_slot = Arc::new(OnceLock::new());
     let slot = app_slot.clone();
-    let (service, socket) = LspService::build(move |client| Backend::new(client, slot.clone()))
+    let (mut service, socket) = LspService::build(move |client| Backend::new(client, slot.clone()))
         .custom_method(protocol::AUTH_STATUS, Backend::auth_status)
         .custom_method(protocol::AUTHORIZE, Backend::authorize)
         .custom_method(
@@ -34,39 +58,200 @@ pub async fn serve() {
         .custom_method(protocol::HANDLE_CHALLENGE, Backend::handle_challenge)
         .custom_method(protocol::LOGOUT, Backend::logout)
         .finish();
-    let (server_in, pump_writer) = tokio::io::duplex(64 * 1024);
-    let (server_out_reader, server_out) = tokio::io::duplex(64 * 1024);
-    let (out_tx, out_rx) = tokio::sync::mpsc::unbounded_channel();
 
-    let writer = tokio::spawn(framing::pump_out(tokio::io::stdout(), out_rx));
-    let collector = tokio::spawn(framing::collect_server_output(
-        server_out_reader,
-        out_tx.clone(),
-    ));
-    let pump_tx = out_tx.clone();
+    let (out_tx, out_rx) = mpsc::channel::<Out>(OUT_QUEUE);
+    let (in_tx, mut in_rx) = mpsc::channel::<Incoming>(IN_QUEUE);
+    let answers = out_tx.clone();
+    let started = spawn_thread("stdout-writer", move || {
+        framing::write_batches(std::io::stdout().lock(), out_rx)
+    }) && spawn_thread("stdin-reader", move || read_input(in_tx, answers));
+    if !started {
+        return;
+    }
+
+    // The sidecar's own requests and notifications to the editor.
+    let (mut to_editor, mut editor_answers) = socket.split();
+    let notifications = out_tx.clone();
     tokio::spawn(async move {
-        if let Err(e) = framing::pump_in(tokio::io::stdin(), pump_writer, pump_tx).await {
-            tracing::error!(error = %e, "reading stdin failed");
+        while let Some(request) = to_editor.next().await {
+            if send_json(&notifications, &request).await.is_err() {
+                break;
+            }
         }
     });
 
-    Server::new(server_in, server_out, socket)
-        .concurrency_level(CONCURRENCY)
-        .serve(service)
-        .await;
+    let all = Arc::new(Semaphore::new(MAX_PENDING));
+    let long = Arc::new(Semaphore::new(MAX_LONG_PENDING));
+    while let Some(incoming) = in_rx.recv().await {
+        let request = match incoming {
+            Incoming::Response(response) => {
+                let _ = editor_answers.send(response).await;
+                continue;
+            }
+            Incoming::Request(request) => request,
+        };
+        // Ready unless the service has exited.
+        if futures::future::poll_fn(|cx| service.poll_ready(cx))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        let method = request.method().to_owned();
+        if method == "initialize" {
+            // The service is not ready again until `initialize` is done
+            // (and does not wake anyone when it is): run it here.
+            let answer = service.call(request).await;
+            if let Ok(Some(response)) = answer {
+                let _ = send_json(&out_tx, &response).await;
+            }
+            continue;
+        }
+        let long_permit = if request.id().is_some() && may_wait(&request) {
+            match long.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    let id = serde_json::to_value(request.id()).unwrap_or(Value::Null);
+                    let refusal = message::error(
+                        id,
+                        errors::UNAVAILABLE,
+                        &format!(
+                            "{MAX_LONG_PENDING} requests that wait on the network or a browser are already pending; try again when some finish"
+                        ),
+                    );
+                    let _ = send_json(&out_tx, &refusal).await;
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        let Ok(permit) = all.clone().acquire_owned().await else {
+            break;
+        };
+        let answer = service.call(request);
+        let out = out_tx.clone();
+        tokio::spawn(async move {
+            if let Ok(Some(response)) = answer.await {
+                let _ = send_json(&out, &response).await;
+            }
+            drop((permit, long_permit));
+        });
+        if method == "exit" {
+            // SPEC §3.1: the process ends at once, even with stdin open.
+            break;
+        }
+    }
 
     // `exit` without `shutdown`, or stdin EOF: a refresh or logout already
     // begun still finishes (SPEC §6) before the process ends.
     if let Some(app) = app_slot.get() {
         app.drain(DRAIN_BOUND).await;
     }
-
-    // Everything the server wrote is in the duplex; let it reach stdout
-    // before the caller ends the process.
-    let _ = tokio::time::timeout(Duration::from_secs(2), collector).await;
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    if out_tx.send(framing::Out::Flush(done_tx)).is_ok() {
-        let _ = tokio::time::timeout(Duration::from_secs(2), done_rx).await;
+    // Everything answered so far reaches stdout before the caller ends the
+    // process.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    if out_tx.send(Out::Flush(done_tx)).await.is_ok() {
+        let _ =
+            tokio::task::spawn_blocking(move || done_rx.recv_timeout(Duration::from_secs(2))).await;
     }
-    drop(writer);
+}
+
+/// Requests that may wait on the network or a browser; the others are
+/// answered from memory (SPEC §3.1: they never wait behind these).
+fn may_wait(request: &Request) -> bool {
+    match request.method() {
+        protocol::AUTHORIZE
+        | protocol::COMPLETE_AUTHORIZATION
+        | protocol::ACCESS_TOKEN
+        | protocol::HANDLE_CHALLENGE
+        | protocol::LOGOUT => true,
+        protocol::AUTH_STATUS => request
+            .params()
+            .and_then(|p| p.get("probe"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// The reader thread: frames stdin, decodes each body once, and answers
+/// what cannot be decoded itself. Blocks when the dispatcher (or, for its
+/// own answers, the writer) is behind: that is the backpressure.
+fn read_input(to_dispatcher: mpsc::Sender<Incoming>, answers: mpsc::Sender<Out>) {
+    let stdin = std::io::stdin();
+    let mut input = std::io::BufReader::with_capacity(64 * 1024, stdin.lock());
+    let mut body = Vec::new();
+    loop {
+        let refusal = match framing::read_frame(&mut input, &mut body) {
+            Ok(Frame::Body) => match message::decode(&body) {
+                Ok(incoming) => {
+                    if to_dispatcher.blocking_send(incoming).is_err() {
+                        return; // the dispatcher is gone (`exit`)
+                    }
+                    None
+                }
+                // Answered to the editor; a log line per bad message would
+                // let a flood of them fill the log too.
+                Err(answer) => {
+                    tracing::debug!("answered an undecodable message with an error");
+                    Some(answer)
+                }
+            },
+            Ok(Frame::TooLarge(len)) => {
+                // At most one line per 16 MiB read.
+                tracing::warn!(
+                    bytes = len,
+                    limit = framing::MAX_MESSAGE,
+                    "refusing an oversized message"
+                );
+                Some(message::error(
+                    Value::Null,
+                    message::INVALID_REQUEST,
+                    &format!(
+                        "message of {len} bytes exceeds the limit of {} bytes",
+                        framing::MAX_MESSAGE
+                    ),
+                ))
+            }
+            Ok(Frame::BadHeader(why)) => {
+                tracing::debug!(%why, "malformed message header");
+                Some(message::error(
+                    Value::Null,
+                    message::PARSE_ERROR,
+                    &format!("malformed header: {why}"),
+                ))
+            }
+            Ok(Frame::Eof) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "reading stdin failed");
+                return;
+            }
+        };
+        // A body of megabytes is not kept for the next small message.
+        if body.capacity() > 1024 * 1024 {
+            body = Vec::new();
+        }
+        if let Some(answer) = refusal
+            && let Ok(bytes) = serde_json::to_vec(&answer)
+            && answers.blocking_send(Out::Body(bytes)).is_err()
+        {
+            return;
+        }
+    }
+}
+
+async fn send_json<T: serde::Serialize>(out: &mpsc::Sender<Out>, message: &T) -> Result<(), ()> {
+    let bytes = serde_json::to_vec(message).map_err(|_| ())?;
+    out.send(Out::Body(bytes)).await.map_err(|_| ())
+}
+
+fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> bool {
+    match std::thread::Builder::new().name(name.into()).spawn(f) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(error = %e, thread = name, "cannot start a thread");
+            false
+        }
+    }
 }
