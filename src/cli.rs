@@ -112,7 +112,11 @@ pub fn main() -> ExitCode {
     if let Some(Command::KeyringHelper { account }) = &cli.command {
         return crate::store::keyring::helper_main(account);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread does all the async work: the sidecar waits on I/O, never
+    // computes for long, and a second worker thread would cost memory and
+    // wake-ups for nothing. Blocking work (files, locks, the keyring
+    // helper) runs on the blocking pool, whose idle threads retire.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -320,7 +320,7 @@ impl App {
         if seed.is_none()
             && let ProbeOutcome::Required {
                 www_authenticate: Some(h),
-            } = probe::probe(&self.http, &config.url).await
+            } = probe::probe(self.http(), &config.url).await
         {
             seed = crate::oauth::challenge::parse(&h);
         }
@@ -430,7 +430,7 @@ impl App {
         pending: &PendingAuthorization,
         scope: Option<&str>,
     ) -> Result<(), Error> {
-        let tokens = flow::exchange(&self.http, server, client, code, pending)
+        let tokens = flow::exchange(self.http(), server, client, code, pending)
             .await
             .map_err(oauth_error)?;
         let granted = match &tokens.scope {
@@ -472,9 +472,9 @@ impl App {
         seed: Option<&BearerChallenge>,
     ) -> Result<(String, AuthServer, Option<Vec<String>>), Error> {
         let hint = seed.and_then(|c| c.resource_metadata.as_deref());
-        let prm = match discovery::protected_resource(&self.http, &config.url, hint).await {
+        let prm = match discovery::protected_resource(self.http(), &config.url, hint).await {
             Ok(None) if hint.is_some() => {
-                discovery::protected_resource(&self.http, &config.url, None).await
+                discovery::protected_resource(self.http(), &config.url, None).await
             }
             other => other,
         }
@@ -493,7 +493,7 @@ impl App {
                 }
                 let resource = config.resource.clone().unwrap_or(prm.resource.clone());
                 let server = match &config.auth_server_metadata_url {
-                    Some(url) => discovery::authorization_server_at(&self.http, url).await,
+                    Some(url) => discovery::authorization_server_at(self.http(), url).await,
                     None => {
                         let issuer = prm
                             .authorization_servers
@@ -502,7 +502,7 @@ impl App {
                                 DiscoveryError::NoAuthorizationServer(prm.metadata_url.clone())
                             })
                             .map_err(discovery_error)?;
-                        discovery::authorization_server(&self.http, issuer).await
+                        discovery::authorization_server(self.http(), issuer).await
                     }
                 }
                 .map_err(discovery_error)?;
@@ -511,7 +511,7 @@ impl App {
             None => {
                 let resource = config.resource.clone().unwrap_or(config.url.clone());
                 if let Some(url) = &config.auth_server_metadata_url {
-                    let server = discovery::authorization_server_at(&self.http, url)
+                    let server = discovery::authorization_server_at(self.http(), url)
                         .await
                         .map_err(discovery_error)?;
                     return Ok((resource, server, None));
@@ -522,7 +522,7 @@ impl App {
                 let origin = url::Url::parse(&config.url)
                     .map(|u| u.origin().ascii_serialization())
                     .map_err(|_| Error::InvalidParams(format!("{:?} is not a URL", config.url)))?;
-                let server = match discovery::authorization_server(&self.http, &origin).await {
+                let server = match discovery::authorization_server(self.http(), &origin).await {
                     Ok(s) => s,
                     Err(DiscoveryError::NoServerMetadata(_)) => {
                         discovery::legacy_defaults(&config.url).map_err(discovery_error)?
@@ -610,7 +610,7 @@ impl App {
             }
         }
         let listener = bind_fixed(wanted_port).await?;
-        let client = registration::register(&self.http, server, &listener.redirect_uri, scope)
+        let client = registration::register(self.http(), server, &listener.redirect_uri, scope)
             .await
             .map_err(oauth_error)?;
         Ok((client, listener))
@@ -665,7 +665,7 @@ impl App {
             && url.path() == loopback::CALLBACK_PATH
         {
             let delivered = self
-                .http
+                .http()
                 .get(url.as_str())
                 .timeout(Duration::from_secs(60))
                 .send()

@@ -35,7 +35,7 @@ impl App {
                 let mut all_ok = true;
                 if let Some(rt) = &tokens.refresh_token {
                     let r =
-                        token::revoke(&self.http, endpoint, client, methods, rt, "refresh_token")
+                        token::revoke(self.http(), endpoint, client, methods, rt, "refresh_token")
                             .await;
                     if let Err(e) = &r {
                         tracing::warn!(server = %name, error = %e, "revoking the refresh token failed");
@@ -43,7 +43,7 @@ impl App {
                     all_ok &= r.is_ok();
                 }
                 let r = token::revoke(
-                    &self.http,
+                    self.http(),
                     endpoint,
                     client,
                     methods,

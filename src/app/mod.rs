@@ -125,7 +125,9 @@ struct Inner {
 pub struct App {
     home: Option<Home>,
     store: Arc<Store>,
-    http: reqwest::Client,
+    /// Built on first use: TLS roots and the connection pool cost memory
+    /// and time that a sidecar which only answers from memory never needs.
+    http: std::sync::OnceLock<reqwest::Client>,
     inner: Mutex<Inner>,
     events: Option<UnboundedSender<Event>>,
     options: Options,
@@ -193,7 +195,7 @@ impl App {
         let app = Arc::new(App {
             home,
             store,
-            http: crate::http::client(),
+            http: std::sync::OnceLock::new(),
             inner: Mutex::new(inner),
             events,
             options,
@@ -213,6 +215,10 @@ impl App {
             }
         }
         Ok(app)
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(crate::http::client)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -346,7 +352,7 @@ impl App {
                     None => return,
                 }
             };
-            let outcome = probe::probe(&self.http, &url).await;
+            let outcome = probe::probe(self.http(), &url).await;
             tracing::debug!(server = %name, ?outcome, "probed");
             self.with_runtime(&name, |rt| {
                 if let ProbeOutcome::Required {

@@ -291,7 +291,7 @@ impl App {
         let endpoint = match &tokens.token_endpoint {
             Some(e) => e.clone(),
             None => {
-                crate::oauth::discovery::authorization_server(&self.http, &tokens.issuer)
+                crate::oauth::discovery::authorization_server(self.http(), &tokens.issuer)
                     .await
                     .map_err(discovery_error)?
                     .token_endpoint
@@ -303,7 +303,7 @@ impl App {
         let mut attempt = 0;
         let outcome = loop {
             let result = token::refresh(
-                &self.http,
+                self.http(),
                 &endpoint,
                 &client,
                 &refresh_token,
