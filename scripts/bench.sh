@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (figures, not pass/fail): the refresh herd against oidc-provider.
 #   scripts/bench.sh [herd size] [cycles]
+# (The protocol layer's benchmark is scripts/bench-protocol.sh.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/node-env.sh
