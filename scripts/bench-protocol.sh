@@ -66,11 +66,14 @@ if [[ ! -x $cached ]]; then
 fi
 cp "$cached" "$bins/baseline"
 
-# (a) this checkout, (c) the limit, and the driver.
+# (a) this checkout, then (c) the limit and the driver. Separately: built
+# together with examples, the binary would get the features that the
+# dev-dependencies turn on in shared dependencies, unlike the baseline and
+# unlike `cargo build --release`.
 echo "building this checkout ..." >&2
-cargo build --release --locked --quiet --bin mcp-auth-sidecar \
-  --example frame_limit --example protocol_bench
+cargo build --release --locked --quiet --bin mcp-auth-sidecar
 cp target/release/mcp-auth-sidecar "$bins/current"
+cargo build --release --locked --quiet --example frame_limit --example protocol_bench
 cp target/release/examples/frame_limit target/release/examples/protocol_bench "$bins/"
 
 dirty=$(git status --porcelain --untracked-files=no | grep -q . && echo ' + uncommitted changes' || true)
