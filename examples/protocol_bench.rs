@@ -977,5 +977,8 @@ fn print_table(rows: &[Row], all: &[Program], has_limit: bool) {
             "ratio = program / {}: below 1x is slower for throughput, above 1x is slower or bigger for the others.",
             all[all.len() - 1].label
         );
+        println!(
+            "Every column includes this driver's own cost (pipes, framing, JSON parsing), the limit's too."
+        );
     }
 }
