@@ -955,6 +955,17 @@ fn thousands_of_pending_authorizations_leave_the_sidecar_responsive() {
 
     // A thousand requests still wait for the third flow.
     c.ok("mcp/authStatus", json!({}), PROMPT);
+
+    // With the budget of waiting requests full again, a token that is in
+    // memory is still handed out at once (SPEC §3.1).
+    for _ in 0..300 {
+        c.start("mcp/authorize", json!({"server": names[2].as_str()}));
+    }
+    let t = c.start("mcp/accessToken", json!({"server": names[0].as_str()}));
+    let Some(r) = c.response_within(&json!(t), PROMPT, true) else {
+        c.fail("mcp/accessToken not answered from memory while requests wait")
+    };
+    assert!(r["result"]["accessToken"].is_string(), "{r}");
     c.assert_no_problems();
     c.shutdown_and_exit();
 }

@@ -36,6 +36,9 @@ pub struct Backend {
     /// Shared with `rpc::serve`, which drains the app before the process
     /// ends (the backend itself is gone by then).
     app: Arc<OnceLock<Arc<App>>>,
+    /// The dispatcher's budget of requests that wait on the network: a
+    /// token request takes from it only when it must refresh.
+    waiting: Arc<tokio::sync::Semaphore>,
 }
 
 /// Opens authorization URLs: through the editor (`window/showDocument`,
@@ -77,8 +80,16 @@ fn rpc_err(e: Error) -> RpcError {
 }
 
 impl Backend {
-    pub fn new(client: Client, app: Arc<OnceLock<Arc<App>>>) -> Self {
-        Self { client, app }
+    pub fn new(
+        client: Client,
+        app: Arc<OnceLock<Arc<App>>>,
+        waiting: Arc<tokio::sync::Semaphore>,
+    ) -> Self {
+        Self {
+            client,
+            app,
+            waiting,
+        }
     }
 
     fn app(&self) -> Result<&Arc<App>> {
@@ -147,10 +158,20 @@ impl Backend {
                 "`minValiditySeconds`: must be a number from 0 to {MAX_MIN_VALIDITY_SECONDS}"
             )));
         }
-        let token = app
-            .fresh_token(&name, Duration::from_secs_f64(min))
-            .await
-            .map_err(rpc_err)?;
+        let min = Duration::from_secs_f64(min);
+        // From memory whenever it can be (SPEC §3.1: never behind anything
+        // that waits); only a refresh counts as waiting on the network.
+        let token = match app.access_token(&name, min) {
+            Ok(token) => token,
+            Err(_) => {
+                let _permit = self
+                    .waiting
+                    .clone()
+                    .try_acquire_owned()
+                    .map_err(|_| super::errors::too_many_waiting())?;
+                app.fresh_token(&name, min).await.map_err(rpc_err)?
+            }
+        };
         Ok(AccessTokenResult {
             server: name,
             access_token: token.token.expose().to_owned(),

@@ -45,3 +45,17 @@ pub fn invalid_params(message: impl Into<String>) -> RpcError {
         data: None,
     }
 }
+
+/// 1007 for a request that would wait on the network or a browser when
+/// [`MAX_LONG_PENDING`](super::MAX_LONG_PENDING) such requests are pending.
+pub fn too_many_waiting() -> RpcError {
+    RpcError {
+        code: ErrorCode::ServerError(UNAVAILABLE),
+        message: format!(
+            "{} requests that wait on the network or a browser are already pending; try again when some finish",
+            super::MAX_LONG_PENDING
+        )
+        .into(),
+        data: None,
+    }
+}

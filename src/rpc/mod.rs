@@ -25,7 +25,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tower_lsp_server::LspService;
-use tower_lsp_server::jsonrpc::Request;
+use tower_lsp_server::jsonrpc::{self, Request};
 use tower_service::Service;
 
 /// Messages decoded but not yet dispatched.
@@ -37,7 +37,7 @@ const OUT_QUEUE: usize = 256;
 const MAX_PENDING: usize = 1024;
 /// Requests that may wait on the network or a browser, at once. Past it, a
 /// new one is refused at once (1007) instead of queueing behind the others.
-const MAX_LONG_PENDING: usize = 256;
+pub(crate) const MAX_LONG_PENDING: usize = 256;
 
 /// How long the end of the process waits for credential transactions: one
 /// refresh (30 s HTTP timeout plus backoff) fits.
@@ -47,17 +47,21 @@ const DRAIN_BOUND: Duration = Duration::from_secs(40);
 pub async fn serve() {
     let app_slot = Arc::new(OnceLock::new());
     let slot = app_slot.clone();
-    let (mut service, socket) = LspService::build(move |client| Backend::new(client, slot.clone()))
-        .custom_method(protocol::AUTH_STATUS, Backend::auth_status)
-        .custom_method(protocol::AUTHORIZE, Backend::authorize)
-        .custom_method(
-            protocol::COMPLETE_AUTHORIZATION,
-            Backend::complete_authorization,
-        )
-        .custom_method(protocol::ACCESS_TOKEN, Backend::access_token)
-        .custom_method(protocol::HANDLE_CHALLENGE, Backend::handle_challenge)
-        .custom_method(protocol::LOGOUT, Backend::logout)
-        .finish();
+    let all = Arc::new(Semaphore::new(MAX_PENDING));
+    let long = Arc::new(Semaphore::new(MAX_LONG_PENDING));
+    let waiting = long.clone();
+    let (mut service, socket) =
+        LspService::build(move |client| Backend::new(client, slot.clone(), waiting.clone()))
+            .custom_method(protocol::AUTH_STATUS, Backend::auth_status)
+            .custom_method(protocol::AUTHORIZE, Backend::authorize)
+            .custom_method(
+                protocol::COMPLETE_AUTHORIZATION,
+                Backend::complete_authorization,
+            )
+            .custom_method(protocol::ACCESS_TOKEN, Backend::access_token)
+            .custom_method(protocol::HANDLE_CHALLENGE, Backend::handle_challenge)
+            .custom_method(protocol::LOGOUT, Backend::logout)
+            .finish();
 
     let (out_tx, out_rx) = mpsc::channel::<Out>(OUT_QUEUE);
     let (in_tx, mut in_rx) = mpsc::channel::<Incoming>(IN_QUEUE);
@@ -80,8 +84,6 @@ pub async fn serve() {
         }
     });
 
-    let all = Arc::new(Semaphore::new(MAX_PENDING));
-    let long = Arc::new(Semaphore::new(MAX_LONG_PENDING));
     while let Some(incoming) = in_rx.recv().await {
         let request = match incoming {
             Incoming::Response(response) => {
@@ -111,14 +113,8 @@ pub async fn serve() {
             match long.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
-                    let id = serde_json::to_value(request.id()).unwrap_or(Value::Null);
-                    let refusal = message::error(
-                        id,
-                        errors::UNAVAILABLE,
-                        &format!(
-                            "{MAX_LONG_PENDING} requests that wait on the network or a browser are already pending; try again when some finish"
-                        ),
-                    );
+                    let id = request.id().cloned().unwrap_or(jsonrpc::Id::Null);
+                    let refusal = jsonrpc::Response::from_error(id, errors::too_many_waiting());
                     let _ = send_json(&out_tx, &refusal).await;
                     continue;
                 }
@@ -159,11 +155,12 @@ pub async fn serve() {
 
 /// Requests that may wait on the network or a browser; the others are
 /// answered from memory (SPEC §3.1: they never wait behind these).
+/// `mcp/accessToken` takes its permit in `backend` only when it must
+/// refresh.
 fn may_wait(request: &Request) -> bool {
     match request.method() {
         protocol::AUTHORIZE
         | protocol::COMPLETE_AUTHORIZATION
-        | protocol::ACCESS_TOKEN
         | protocol::HANDLE_CHALLENGE
         | protocol::LOGOUT => true,
         protocol::AUTH_STATUS => request
