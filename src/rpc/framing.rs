@@ -126,6 +126,28 @@ fn read_header<R: BufRead>(input: &mut R) -> io::Result<Option<Result<u64, Strin
     ))
 }
 
+/// Whether `buffered` starts with a whole frame, headers and body: reading
+/// it then needs no system call, and cannot block.
+pub fn whole_frame_buffered(buffered: &[u8]) -> bool {
+    let Some(end) = buffered.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    for line in buffered[..end].split(|&b| b == b'\n') {
+        let line = trim_eol(line);
+        if let Some(colon) = line.iter().position(|&b| b == b':')
+            && line[..colon]
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"content-length")
+        {
+            return std::str::from_utf8(line[colon + 1..].trim_ascii())
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .is_some_and(|len| buffered.len() - (end + 4) >= len);
+        }
+    }
+    false
+}
+
 fn trim_eol(line: &[u8]) -> &[u8] {
     let mut end = line.len();
     while end > 0 && matches!(line[end - 1], b'\r' | b'\n') {
@@ -235,6 +257,26 @@ mod tests {
                 (&Frame::Eof, "{}"),
             ]
         );
+    }
+
+    #[test]
+    fn a_whole_buffered_frame_is_recognised() {
+        let table: [(&[u8], bool); 6] = [
+            (b"Content-Length: 2\r\n\r\n{}", true),
+            (b"Content-Length: 2\r\n\r\n{}Content-Length: 9", true),
+            (b"content-length:3\r\nX: y\r\n\r\n[1]", true),
+            (b"Content-Length: 3\r\n\r\n{}", false),
+            (b"Content-Length: 2\r\n", false),
+            (b"X: y\r\n\r\n{}", false),
+        ];
+        for (buffered, whole) in table {
+            assert_eq!(
+                whole_frame_buffered(buffered),
+                whole,
+                "{:?}",
+                String::from_utf8_lossy(buffered)
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use framing::{Frame, Out};
 use futures::{SinkExt, StreamExt};
 use message::Incoming;
 use serde_json::Value;
+use std::ops::ControlFlow;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
@@ -28,8 +29,12 @@ use tower_lsp_server::LspService;
 use tower_lsp_server::jsonrpc::{self, Request};
 use tower_service::Service;
 
-/// Messages decoded but not yet dispatched.
-const IN_QUEUE: usize = 64;
+/// Batches of messages decoded but not yet dispatched.
+const IN_QUEUE: usize = 4;
+/// A batch is what one read from stdin brought, up to this many messages
+/// or bytes: one wake-up of the dispatcher for all of them.
+const BATCH_MESSAGES: usize = 256;
+const BATCH_BYTES: usize = 1024 * 1024;
 /// Bodies waiting for the writer.
 const OUT_QUEUE: usize = 256;
 /// Requests being answered at once. Past it, the dispatcher waits (and so
@@ -47,10 +52,9 @@ const DRAIN_BOUND: Duration = Duration::from_secs(40);
 pub async fn serve() {
     let app_slot = Arc::new(OnceLock::new());
     let slot = app_slot.clone();
-    let all = Arc::new(Semaphore::new(MAX_PENDING));
     let long = Arc::new(Semaphore::new(MAX_LONG_PENDING));
     let waiting = long.clone();
-    let (mut service, socket) =
+    let (service, socket) =
         LspService::build(move |client| Backend::new(client, slot.clone(), waiting.clone()))
             .custom_method(protocol::AUTH_STATUS, Backend::auth_status)
             .custom_method(protocol::AUTHORIZE, Backend::authorize)
@@ -64,7 +68,7 @@ pub async fn serve() {
             .finish();
 
     let (out_tx, out_rx) = mpsc::channel::<Out>(OUT_QUEUE);
-    let (in_tx, mut in_rx) = mpsc::channel::<Incoming>(IN_QUEUE);
+    let (in_tx, mut in_rx) = mpsc::channel::<Vec<Incoming>>(IN_QUEUE);
     let answers = out_tx.clone();
     let started = spawn_thread("stdout-writer", move || {
         framing::write_batches(std::io::stdout().lock(), out_rx)
@@ -74,7 +78,7 @@ pub async fn serve() {
     }
 
     // The sidecar's own requests and notifications to the editor.
-    let (mut to_editor, mut editor_answers) = socket.split();
+    let (mut to_editor, editor_answers) = socket.split();
     let notifications = out_tx.clone();
     tokio::spawn(async move {
         while let Some(request) = to_editor.next().await {
@@ -84,58 +88,18 @@ pub async fn serve() {
         }
     });
 
-    while let Some(incoming) = in_rx.recv().await {
-        let request = match incoming {
-            Incoming::Response(response) => {
-                let _ = editor_answers.send(response).await;
-                continue;
+    let mut dispatcher = Dispatcher {
+        service,
+        editor_answers,
+        out: out_tx.clone(),
+        all: Arc::new(Semaphore::new(MAX_PENDING)),
+        long,
+    };
+    'serve: while let Some(batch) = in_rx.recv().await {
+        for incoming in batch {
+            if dispatcher.handle(incoming).await.is_break() {
+                break 'serve;
             }
-            Incoming::Request(request) => request,
-        };
-        // Ready unless the service has exited.
-        if futures::future::poll_fn(|cx| service.poll_ready(cx))
-            .await
-            .is_err()
-        {
-            break;
-        }
-        let method = request.method().to_owned();
-        if method == "initialize" {
-            // The service is not ready again until `initialize` is done
-            // (and does not wake anyone when it is): run it here.
-            let answer = service.call(request).await;
-            if let Ok(Some(response)) = answer {
-                let _ = send_json(&out_tx, &response).await;
-            }
-            continue;
-        }
-        let long_permit = if request.id().is_some() && may_wait(&request) {
-            match long.clone().try_acquire_owned() {
-                Ok(permit) => Some(permit),
-                Err(_) => {
-                    let id = request.id().cloned().unwrap_or(jsonrpc::Id::Null);
-                    let refusal = jsonrpc::Response::from_error(id, errors::too_many_waiting());
-                    let _ = send_json(&out_tx, &refusal).await;
-                    continue;
-                }
-            }
-        } else {
-            None
-        };
-        let Ok(permit) = all.clone().acquire_owned().await else {
-            break;
-        };
-        let answer = service.call(request);
-        let out = out_tx.clone();
-        tokio::spawn(async move {
-            if let Ok(Some(response)) = answer.await {
-                let _ = send_json(&out, &response).await;
-            }
-            drop((permit, long_permit));
-        });
-        if method == "exit" {
-            // SPEC §3.1: the process ends at once, even with stdin open.
-            break;
         }
     }
 
@@ -150,6 +114,77 @@ pub async fn serve() {
     if out_tx.send(Out::Flush(done_tx)).await.is_ok() {
         let _ =
             tokio::task::spawn_blocking(move || done_rx.recv_timeout(Duration::from_secs(2))).await;
+    }
+}
+
+/// Hands each decoded message to the service (or the editor's answers to
+/// the client socket) and admits requests within the bounds.
+struct Dispatcher {
+    service: LspService<Backend>,
+    editor_answers: <tower_lsp_server::ClientSocket as tower_lsp_server::Loopback>::ResponseSink,
+    out: mpsc::Sender<Out>,
+    /// Requests in flight, of any kind.
+    all: Arc<Semaphore>,
+    /// Requests in flight that may wait on the network or a browser.
+    long: Arc<Semaphore>,
+}
+
+impl Dispatcher {
+    /// Breaks once the service has exited (`exit`).
+    async fn handle(&mut self, incoming: Incoming) -> ControlFlow<()> {
+        let request = match incoming {
+            Incoming::Response(response) => {
+                let _ = self.editor_answers.send(response).await;
+                return ControlFlow::Continue(());
+            }
+            Incoming::Request(request) => request,
+        };
+        // Ready unless the service has exited.
+        let service = &mut self.service;
+        if futures::future::poll_fn(|cx| service.poll_ready(cx))
+            .await
+            .is_err()
+        {
+            return ControlFlow::Break(());
+        }
+        let method = request.method().to_owned();
+        if method == "initialize" {
+            // The service is not ready again until `initialize` is done
+            // (and does not wake anyone when it is): run it here.
+            if let Ok(Some(response)) = self.service.call(request).await {
+                let _ = send_json(&self.out, &response).await;
+            }
+            return ControlFlow::Continue(());
+        }
+        let long_permit = if request.id().is_some() && may_wait(&request) {
+            match self.long.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    let id = request.id().cloned().unwrap_or(jsonrpc::Id::Null);
+                    let refusal = jsonrpc::Response::from_error(id, errors::too_many_waiting());
+                    let _ = send_json(&self.out, &refusal).await;
+                    return ControlFlow::Continue(());
+                }
+            }
+        } else {
+            None
+        };
+        let Ok(permit) = self.all.clone().acquire_owned().await else {
+            return ControlFlow::Break(());
+        };
+        let answer = self.service.call(request);
+        let out = self.out.clone();
+        tokio::spawn(async move {
+            if let Ok(Some(response)) = answer.await {
+                let _ = send_json(&out, &response).await;
+            }
+            drop((permit, long_permit));
+        });
+        if method == "exit" {
+            // SPEC §3.1: the process ends at once, even with stdin open.
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
     }
 }
 
@@ -175,16 +210,31 @@ fn may_wait(request: &Request) -> bool {
 /// The reader thread: frames stdin, decodes each body once, and answers
 /// what cannot be decoded itself. Blocks when the dispatcher (or, for its
 /// own answers, the writer) is behind: that is the backpressure.
-fn read_input(to_dispatcher: mpsc::Sender<Incoming>, answers: mpsc::Sender<Out>) {
+fn read_input(to_dispatcher: mpsc::Sender<Vec<Incoming>>, answers: mpsc::Sender<Out>) {
     let stdin = std::io::stdin();
     let mut input = std::io::BufReader::with_capacity(64 * 1024, stdin.lock());
     let mut body = Vec::new();
+    let mut batch = Vec::new();
+    let mut batch_bytes = 0;
+    // Hands the batch over; false when the dispatcher is gone (`exit`).
+    let send = |batch: &mut Vec<Incoming>, bytes: &mut usize| {
+        *bytes = 0;
+        batch.is_empty() || to_dispatcher.blocking_send(std::mem::take(batch)).is_ok()
+    };
     loop {
+        // What is decoded goes out before a read that may block.
+        if !framing::whole_frame_buffered(input.buffer()) && !send(&mut batch, &mut batch_bytes) {
+            return;
+        }
         let refusal = match framing::read_frame(&mut input, &mut body) {
             Ok(Frame::Body) => match message::decode(&body) {
                 Ok(incoming) => {
-                    if to_dispatcher.blocking_send(incoming).is_err() {
-                        return; // the dispatcher is gone (`exit`)
+                    batch.push(incoming);
+                    batch_bytes += body.len();
+                    if (batch.len() >= BATCH_MESSAGES || batch_bytes >= BATCH_BYTES)
+                        && !send(&mut batch, &mut batch_bytes)
+                    {
+                        return;
                     }
                     None
                 }
@@ -219,9 +269,13 @@ fn read_input(to_dispatcher: mpsc::Sender<Incoming>, answers: mpsc::Sender<Out>)
                     &format!("malformed header: {why}"),
                 ))
             }
-            Ok(Frame::Eof) => return,
+            Ok(Frame::Eof) => {
+                send(&mut batch, &mut batch_bytes);
+                return;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "reading stdin failed");
+                send(&mut batch, &mut batch_bytes);
                 return;
             }
         };
