@@ -97,6 +97,30 @@ struct Runtime {
 struct Entry {
     server: ConfiguredServer,
     runtime: Runtime,
+    /// What is wrong with the configuration itself (an insecure URL, a
+    /// `resource` that does not cover it), found once: status is derived
+    /// on every request, and parsing URLs each time was most of its cost.
+    config_error: Option<String>,
+}
+
+impl Entry {
+    fn new(server: ConfiguredServer) -> Self {
+        let config_error = if let Err(e) = urls::parse_secure(&server.config.url) {
+            Some(format!("{e}; fix the server's URL in {}", server.source))
+        } else if !server.config.resource_covers_url() {
+            Some(format!(
+                "the configured `resource` does not cover the server's URL, so no token is requested or handed out for it; fix it in {}",
+                server.source
+            ))
+        } else {
+            None
+        };
+        Self {
+            server,
+            runtime: Runtime::default(),
+            config_error,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -175,13 +199,7 @@ impl App {
             ..Inner::default()
         };
         for (name, server) in config.servers {
-            inner.servers.insert(
-                name,
-                Entry {
-                    server,
-                    runtime: Runtime::default(),
-                },
-            );
+            inner.servers.insert(name, Entry::new(server));
         }
         for record in records {
             let url = record.server_url.clone();
@@ -463,20 +481,9 @@ impl App {
         };
         let rt = &entry.runtime;
         status.url = entry.server.config.url.clone();
-        if let Err(e) = urls::parse_secure(&status.url) {
+        if let Some(why) = &entry.config_error {
             status.state = AuthState::Error;
-            status.message = Some(format!(
-                "{e}; fix the server's URL in {}",
-                entry.server.source
-            ));
-            return status;
-        }
-        if !entry.server.config.resource_covers_url() {
-            status.state = AuthState::Error;
-            status.message = Some(format!(
-                "the configured `resource` does not cover the server's URL, so no token is requested or handed out for it; fix it in {}",
-                entry.server.source
-            ));
+            status.message = Some(why.clone());
             return status;
         }
         let held = inner
@@ -621,12 +628,9 @@ fn usable_tokens<'a>(inner: &'a Inner, entry: &Entry) -> Option<&'a TokenSet> {
 }
 
 fn ad_hoc(url: &str, source: Source) -> Entry {
-    Entry {
-        server: ConfiguredServer {
-            name: url.to_owned(),
-            config: ServerConfig::for_url(url),
-            source,
-        },
-        runtime: Runtime::default(),
-    }
+    Entry::new(ConfiguredServer {
+        name: url.to_owned(),
+        config: ServerConfig::for_url(url),
+        source,
+    })
 }
