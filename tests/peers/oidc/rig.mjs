@@ -10,22 +10,15 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import * as jose from 'jose';
 import { Sidecar } from '../../conformance/sidecar.mjs';
+import { browserHops, initializeMessage as initializeAs, mcpPost, rpc, sleep, STEP_TIMEOUT, withTimeout } from '../shared.mjs';
+
+export { browserHops, mcpPost, rpc, sleep, STEP_TIMEOUT, withTimeout };
+export const initializeMessage = (id) => initializeAs(id, 'oidc-peer-test');
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const BIN = process.env.MCP_AUTH_SIDECAR_BIN;
-export const STEP_TIMEOUT = 60_000;
 
 // ---------------------------------------------------------------- helpers
-
-export function withTimeout(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 /** Starts server.mjs; resolves with its ready line and a stop(). */
 export async function startPeer(env = {}) {
@@ -92,33 +85,6 @@ export async function startSidecar(dirs, mcpUrl, { storage = 'file' } = {}) {
   assert.deepEqual(init.capabilities?.experimental?.mcpAuth, { version: 1 });
   sidecar.notify('initialized', {});
   return sidecar;
-}
-
-export const rpc = (sidecar, method, params, ms = STEP_TIMEOUT) => withTimeout(sidecar.ok(method, params), ms, method);
-
-/** One JSON-RPC POST to the MCP endpoint. */
-export async function mcpPost(url, token, message) {
-  const headers = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const res = await withTimeout(
-    fetch(url, { method: 'POST', headers, body: JSON.stringify(message) }),
-    10_000,
-    `POST ${url}`,
-  );
-  const text = await res.text();
-  return { status: res.status, www: res.headers.get('www-authenticate'), body: text ? JSON.parse(text) : null };
-}
-
-export const initializeMessage = (id) => ({
-  jsonrpc: '2.0',
-  id,
-  method: 'initialize',
-  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'oidc-peer-test', version: '1' } },
-});
-
-export function browserHops(dirs) {
-  if (!existsSync(dirs.browserLog)) return [];
-  return readFileSync(dirs.browserLog, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
 
 /** A peer and a temp home for sidecars, torn down after `t`. */

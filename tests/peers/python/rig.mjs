@@ -10,24 +10,15 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Sidecar } from '../../conformance/sidecar.mjs';
+import { browserHops, initializeMessage as initializeAs, mcpPost, rpc, sleep, STEP_TIMEOUT, withTimeout } from '../shared.mjs';
+
+export { browserHops, mcpPost, rpc, sleep, STEP_TIMEOUT, withTimeout };
+export const initializeMessage = (id) => initializeAs(id, 'python-peer-test');
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BROWSER = join(here, '../oidc/browser.mjs'); // fills and submits the consent form
 export const BIN = process.env.MCP_AUTH_SIDECAR_BIN;
 export const PYTHON = process.env.PY_PEER_PYTHON || join(here, '.venv/bin/python');
-export const STEP_TIMEOUT = 60_000;
-
-export function withTimeout(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** An OS-chosen free TCP port on 127.0.0.1. */
 export function freePort() {
@@ -135,39 +126,6 @@ export async function startSidecar(dirs, mcpUrl, extra = {}) {
   }
   sidecar.notify('initialized', {});
   return sidecar;
-}
-
-export const rpc = (sidecar, method, params, ms = STEP_TIMEOUT) => withTimeout(sidecar.ok(method, params), ms, method);
-
-/** One JSON-RPC POST to the MCP endpoint. */
-export async function mcpPost(url, token, message) {
-  const headers = { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const res = await withTimeout(
-    fetch(url, { method: 'POST', headers, body: JSON.stringify(message) }),
-    10_000,
-    `POST ${url}`,
-  );
-  const text = await res.text();
-  let body = null;
-  try {
-    body = text ? JSON.parse(text) : null;
-  } catch {
-    body = text;
-  }
-  return { status: res.status, www: res.headers.get('www-authenticate'), body };
-}
-
-export const initializeMessage = (id) => ({
-  jsonrpc: '2.0',
-  id,
-  method: 'initialize',
-  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'python-peer-test', version: '1' } },
-});
-
-export function browserHops(dirs) {
-  if (!existsSync(dirs.browserLog)) return [];
-  return readFileSync(dirs.browserLog, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
 }
 
 /** The browser's callback hop: it logs it once the listener answered, which
