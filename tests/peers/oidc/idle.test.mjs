@@ -13,7 +13,7 @@ import { authorize, rpc, scenario } from './rig.mjs';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // Tokio retires a blocking-pool thread after 10 s without work: one last
 // wake-up each, after the activity below, that is not a timer.
-const SETTLE_MS = 12_000;
+const SETTLE_MS = 15_000;
 const IDLE_MS = 10_000;
 
 /** Per thread of `pid`: context switches and CPU ticks (utime + stime). */
