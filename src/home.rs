@@ -253,6 +253,7 @@ fn explain_open_error(path: &Path, e: io::Error) -> io::Error {
 }
 
 fn private_dir_builder() -> fs::DirBuilder {
+    #[cfg_attr(not(unix), expect(unused_mut, reason = "only Unix has modes to set"))]
     let mut builder = fs::DirBuilder::new();
     #[cfg(unix)]
     builder.mode(0o700);
@@ -269,6 +270,7 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
 /// Options that create a file 0600 (umask can only narrow it further) and
 /// never open a link at the file's name (`O_NOFOLLOW`).
 pub fn private_file_options() -> OpenOptions {
+    #[cfg_attr(not(unix), expect(unused_mut, reason = "only Unix has modes to set"))]
     let mut options = OpenOptions::new();
     #[cfg(unix)]
     options.mode(0o600).custom_flags(libc::O_NOFOLLOW);

@@ -9,8 +9,10 @@
 //! locked collection on a machine with a display can wait forever for its
 //! prompt; the timeout is what turns that into "unavailable".
 
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+use super::decode_key;
 use super::sealed::DataKey;
-use super::{StoreError, decode_key, encode_key};
+use super::{StoreError, encode_key};
 use std::time::Duration;
 
 pub const SERVICE: &str = "mcp-auth-sidecar";
