@@ -32,8 +32,25 @@ use tokio::sync::{mpsc, oneshot};
 /// Exclusive use of one credential: this process's mutex and, when the
 /// store is shared, the lock file. Fields drop in order: file lock first.
 pub(super) struct CredentialGuard {
+    _held: HeldMark,
     _file: Option<FileLock>,
     _local: tokio::sync::OwnedMutexGuard<()>,
+}
+
+/// Marks a credential URL as held by this process (lock file taken) for
+/// the store watcher: a live flow marker for it is then our own.
+pub(super) struct HeldMark {
+    held: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    url: String,
+}
+
+impl Drop for HeldMark {
+    fn drop(&mut self) {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.url);
+    }
 }
 
 /// A callback URL pasted by the user, with where to report the outcome.
@@ -129,7 +146,15 @@ impl App {
                 entry.runtime.authorizing_elsewhere = false;
             }
         }
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(url.to_owned());
         Ok(CredentialGuard {
+            _held: HeldMark {
+                held: self.held.clone(),
+                url: url.to_owned(),
+            },
             _file: file,
             _local: local,
         })

@@ -159,6 +159,9 @@ pub struct App {
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
     /// Signalled whenever the watcher re-read changed records.
     record_changed: tokio::sync::Notify,
+    /// Credential URLs whose lock this process holds (see
+    /// `authorize::HeldMark`).
+    held: Arc<Mutex<HashSet<String>>>,
     /// Held (shared) by every credential transaction that must finish once
     /// begun — a refresh, a logout; taken exclusively before the process
     /// ends (see [`App::drain`]).
@@ -219,6 +222,7 @@ impl App {
             options,
             watcher: Mutex::new(None),
             record_changed: tokio::sync::Notify::new(),
+            held: Arc::default(),
             critical: Arc::new(tokio::sync::RwLock::new(())),
         });
         {

@@ -138,7 +138,7 @@ impl App {
 
     /// Whether the held credential has a refresh token (and may be used for
     /// this server at all: a record is keyed by its server URL).
-    pub(super) fn refreshable(&self, name: &str) -> bool {
+    pub fn refreshable(&self, name: &str) -> bool {
         let inner = self.lock();
         inner
             .servers

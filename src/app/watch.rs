@@ -214,16 +214,11 @@ impl App {
             .collect();
         let mut wait_for = Vec::new();
         {
+            // Credentials whose lock file this process holds: a live marker
+            // for one of them is ours (the lock is exclusive), whichever of
+            // our requests runs the flow at this moment.
+            let held_here = self.held.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let mut inner = self.lock();
-            // Credentials this process holds: a live marker for one of them
-            // is ours (the lock file is exclusive), whichever of our
-            // requests runs the flow at this moment.
-            let held_here: HashSet<String> = inner
-                .credentials
-                .iter()
-                .filter(|(_, m)| m.try_lock().is_err())
-                .map(|(url, _)| url.clone())
-                .collect();
             for entry in inner.servers.values_mut() {
                 let url = &entry.server.config.url;
                 let stem = crate::store::sealed::file_stem(url);

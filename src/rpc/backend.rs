@@ -163,6 +163,7 @@ impl Backend {
         // that waits); only a refresh counts as waiting on the network.
         let token = match app.access_token(&name, min) {
             Ok(token) => token,
+            Err(e) if !app.refreshable(&name) => return Err(rpc_err(e)),
             Err(_) => {
                 let _permit = self
                     .waiting

@@ -35,7 +35,11 @@ pub fn decode(body: &[u8]) -> Result<Incoming, Value> {
             "invalid request: a message must be a JSON object (batches are not supported)",
         ));
     };
-    let id = usable_id(map.get("id"));
+    let id = if map.contains_key("method") {
+        usable_id(map.get("id"))
+    } else {
+        Value::Null
+    };
     let invalid = |why: &str| {
         error(
             id.clone(),
@@ -58,9 +62,18 @@ pub fn decode(body: &[u8]) -> Result<Incoming, Value> {
             .map_err(|e| invalid(&e.to_string()));
     }
     if map.contains_key("result") || map.contains_key("error") {
+        // The id of a response is the editor's own numbering of *our*
+        // requests: echoing it would resolve an unrelated request of the
+        // editor's with our error. A bad response gets id null.
         return serde_json::from_value(Value::Object(map))
             .map(Incoming::Response)
-            .map_err(|e| invalid(&e.to_string()));
+            .map_err(|e| {
+                error(
+                    Value::Null,
+                    INVALID_REQUEST,
+                    &format!("invalid response: {e}"),
+                )
+            });
     }
     Err(invalid("neither a request nor a response"))
 }
@@ -74,16 +87,20 @@ fn default_params(map: &mut Map<String, Value>) {
     }
 }
 
-/// The id of a message whose body is not valid JSON, if its `id` member
-/// still reads: everything else is skipped without being looked at.
+/// The id of a request whose body is not valid JSON, if its `id` and
+/// `method` members still read: everything else is skipped without being
+/// looked at. (Not of a response: see [`decode`].)
 fn recover_id(body: &[u8]) -> Value {
     #[derive(Deserialize)]
     struct IdOnly {
         #[serde(default)]
         id: Option<Value>,
+        #[serde(default)]
+        method: Option<serde::de::IgnoredAny>,
     }
     serde_json::from_slice::<IdOnly>(body)
         .ok()
+        .filter(|m| m.method.is_some())
         .map(|m| usable_id(m.id.as_ref()))
         .unwrap_or(Value::Null)
 }
@@ -139,7 +156,23 @@ mod tests {
             (
                 br#"{"jsonrpc":"2.0","id":"s","x":1}"#,
                 INVALID_REQUEST,
-                json!("s"),
+                Value::Null,
+            ),
+            // Never the editor's own id back for a bad response of its.
+            (
+                br#"{"id":3,"result":{"success":true}}"#,
+                INVALID_REQUEST,
+                Value::Null,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":3,"error":{"code":1.5,"message":"x"}}"#,
+                INVALID_REQUEST,
+                Value::Null,
+            ),
+            (
+                br#"{"jsonrpc":"2.0","id":3,"result":1e999}"#,
+                PARSE_ERROR,
+                Value::Null,
             ),
             (
                 br#"{"jsonrpc":"2.0","id":1.5,"method":"x"}"#,

@@ -47,6 +47,8 @@ pub(crate) const MAX_LONG_PENDING: usize = 256;
 /// How long the end of the process waits for credential transactions: one
 /// refresh (30 s HTTP timeout plus backoff) fits.
 const DRAIN_BOUND: Duration = Duration::from_secs(40);
+/// How long the last answers may take to reach stdout at the end.
+const FLUSH_BOUND: Duration = Duration::from_secs(2);
 
 /// Serves the protocol on stdin/stdout until `exit` or stdin EOF.
 pub async fn serve() {
@@ -110,11 +112,15 @@ pub async fn serve() {
     }
     // Everything answered so far reaches stdout before the caller ends the
     // process.
+    // Bounded as a whole: an editor that stopped reading stdout must not
+    // keep the process alive (SPEC §3.1).
     let (done_tx, done_rx) = std::sync::mpsc::channel();
-    if out_tx.send(Out::Flush(done_tx)).await.is_ok() {
-        let _ =
-            tokio::task::spawn_blocking(move || done_rx.recv_timeout(Duration::from_secs(2))).await;
-    }
+    let flushed = async {
+        if out_tx.send(Out::Flush(done_tx)).await.is_ok() {
+            let _ = tokio::task::spawn_blocking(move || done_rx.recv_timeout(FLUSH_BOUND)).await;
+        }
+    };
+    let _ = tokio::time::timeout(FLUSH_BOUND, flushed).await;
 }
 
 /// Hands each decoded message to the service (or the editor's answers to

@@ -66,13 +66,20 @@ async fn key_call(account: String) -> Result<DataKey, StoreError> {
             .map_err(|e| failed(e.to_string()))?;
     }
     let status = child.wait().await.map_err(|e| failed(e.to_string()))?;
-    let answer = String::from_utf8_lossy(&answer);
-    let (kind, rest) = answer.trim_end().split_once(' ').unwrap_or((&answer, ""));
-    match (kind, status.success()) {
-        ("ok", true) => decode_key(rest.as_bytes()),
-        ("bad-key", _) => Err(StoreError::BadKey),
-        ("unavailable", _) => Err(StoreError::KeyringUnavailable(rest.to_owned())),
-        _ => Err(failed(format!("ended without an answer ({status})"))),
+    read_answer(&String::from_utf8_lossy(&answer), status.success())
+        .unwrap_or_else(|| Err(failed(format!("ended without an answer ({status})"))))
+}
+
+/// The helper's one line; `None` when it is none of its answers.
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+fn read_answer(answer: &str, succeeded: bool) -> Option<Result<DataKey, StoreError>> {
+    let line = answer.trim_end();
+    let (kind, rest) = line.split_once(' ').unwrap_or((line, ""));
+    match (kind, succeeded) {
+        ("ok", true) => Some(decode_key(rest.as_bytes())),
+        ("bad-key", _) => Some(Err(StoreError::BadKey)),
+        ("unavailable", _) => Some(Err(StoreError::KeyringUnavailable(rest.to_owned()))),
+        _ => None,
     }
 }
 
@@ -175,4 +182,35 @@ fn unavailable(e: keyring_core::Error) -> StoreError {
         other => other.to_string(),
     };
     StoreError::KeyringUnavailable(why)
+}
+
+#[cfg(all(
+    test,
+    any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")
+))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_answer_of_the_helper_is_understood() {
+        let key = DataKey::generate().unwrap();
+        let ok = format!("ok {}\n", encode_key(&key));
+        assert!(matches!(read_answer(&ok, true), Some(Ok(_))));
+        assert!(read_answer(&ok, false).is_none(), "ok from a failed helper");
+        assert!(matches!(
+            read_answer("bad-key\n", false),
+            Some(Err(StoreError::BadKey))
+        ));
+        assert!(matches!(
+            read_answer("unavailable the keyring is locked\n", false),
+            Some(Err(StoreError::KeyringUnavailable(why))) if why == "the keyring is locked"
+        ));
+        assert!(matches!(
+            read_answer("ok not-base64\n", true),
+            Some(Err(StoreError::BadKey))
+        ));
+        for garbage in ["", "\n", "running 0 tests\n", "okay\n"] {
+            assert!(read_answer(garbage, true).is_none(), "{garbage:?}");
+        }
+    }
 }
