@@ -6,21 +6,12 @@
 mod common;
 
 use common::mock_as::{approved, authorize_by_paste, start, stub};
-use common::{Env, Sidecar, http_stub, now_ms, record_with_tokens, seed};
+use common::{Env, Sidecar, by_name, http_stub, now_ms, record_with_tokens, seed};
 use mcp_auth_sidecar::store::StorageChoice;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn by_name<'a>(result: &'a Value, name: &str) -> &'a Value {
-    result["servers"]
-        .as_array()
-        .expect("servers")
-        .iter()
-        .find(|s| s["server"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {result}"))
-}
 
 fn problems(result: &Value) -> Vec<String> {
     result["configProblems"]

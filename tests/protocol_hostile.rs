@@ -316,16 +316,7 @@ impl Client {
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::wait_for_exit(&mut self.child, timeout)
     }
 
     /// `shutdown` answered, then `exit` ends the process with 0 while stdin

@@ -3,20 +3,11 @@
 
 mod common;
 
-use common::{Env, http_stub, now_ms, record_with_tokens, seed};
+use common::{Env, by_name, http_stub, now_ms, record_with_tokens, seed};
 use mcp_auth_sidecar::store::StorageChoice;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-fn by_name<'a>(result: &'a Value, name: &str) -> &'a Value {
-    result["servers"]
-        .as_array()
-        .expect("servers")
-        .iter()
-        .find(|s| s["server"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {result}"))
-}
 
 #[test]
 fn status_comes_from_stored_credentials() {

@@ -261,16 +261,7 @@ impl Sidecar {
     }
 
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_exit(&mut self.child, timeout)
     }
 
     pub fn stderr(&self) -> String {
@@ -577,4 +568,28 @@ impl RouteStub {
             .filter(|h| h.as_str() == what)
             .count()
     }
+}
+
+/// Waits at most `timeout` for `child` to exit.
+pub fn wait_for_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The status of server `name` in an `mcp/authStatus` result.
+pub fn by_name<'a>(result: &'a Value, name: &str) -> &'a Value {
+    result["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .find(|s| s["server"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {result}"))
 }
