@@ -1,7 +1,9 @@
 // Helpers every real-peer rig uses (tests/peers/*/rig.mjs): timeouts on
 // everything, one JSON-RPC call to the sidecar, one POST to an MCP
 // endpoint, and what the test browser (oidc/browser.mjs) logged.
+import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 
 export const STEP_TIMEOUT = 60_000;
 
@@ -50,4 +52,24 @@ export const initializeMessage = (id, clientName = 'peer-test') => ({
 export function browserHops(dirs) {
   if (!existsSync(dirs.browserLog)) return [];
   return readFileSync(dirs.browserLog, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+/** GET a JSON document that must be there (HTTP 200). */
+export async function getJson(url) {
+  const res = await withTimeout(fetch(url), 10_000, `GET ${url}`);
+  assert.equal(res.status, 200, `GET ${url}`);
+  return res.json();
+}
+
+/** An OS-chosen free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', fail);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+  });
 }

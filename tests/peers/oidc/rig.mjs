@@ -10,9 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import * as jose from 'jose';
 import { Sidecar } from '../../conformance/sidecar.mjs';
-import { browserHops, initializeMessage as initializeAs, mcpPost, rpc, sleep, STEP_TIMEOUT, withTimeout } from '../shared.mjs';
+import { browserHops, getJson, initializeMessage as initializeAs, mcpPost, rpc, sleep, STEP_TIMEOUT, withTimeout } from '../shared.mjs';
 
-export { browserHops, mcpPost, rpc, sleep, STEP_TIMEOUT, withTimeout };
+export { browserHops, getJson, mcpPost, rpc, sleep, STEP_TIMEOUT, withTimeout };
 export const initializeMessage = (id) => initializeAs(id, 'oidc-peer-test');
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -42,12 +42,6 @@ export async function startPeer(env = {}) {
       await withTimeout(exited, 5_000, 'server.mjs exit').catch(() => proc.kill('SIGKILL'));
     },
   };
-}
-
-export async function getJson(url) {
-  const res = await withTimeout(fetch(url), 10_000, `GET ${url}`);
-  assert.equal(res.status, 200, `GET ${url}`);
-  return res.json();
 }
 
 export const asCounts = (peer) => getJson(`${peer.info.asControl}/counts`);

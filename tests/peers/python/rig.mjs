@@ -4,34 +4,20 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Sidecar } from '../../conformance/sidecar.mjs';
-import { browserHops, initializeMessage as initializeAs, mcpPost, rpc, sleep, STEP_TIMEOUT, withTimeout } from '../shared.mjs';
+import { browserHops, freePort, getJson, initializeMessage as initializeAs, mcpPost, rpc, sleep, STEP_TIMEOUT, withTimeout } from '../shared.mjs';
 
-export { browserHops, mcpPost, rpc, sleep, STEP_TIMEOUT, withTimeout };
+export { browserHops, freePort, getJson, mcpPost, rpc, sleep, STEP_TIMEOUT, withTimeout };
 export const initializeMessage = (id) => initializeAs(id, 'python-peer-test');
 
 const here = dirname(fileURLToPath(import.meta.url));
 const BROWSER = join(here, '../oidc/browser.mjs'); // fills and submits the consent form
 export const BIN = process.env.MCP_AUTH_SIDECAR_BIN;
 export const PYTHON = process.env.PY_PEER_PYTHON || join(here, '.venv/bin/python');
-
-/** An OS-chosen free TCP port on 127.0.0.1. */
-export function freePort() {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', fail);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => ok(port));
-    });
-  });
-}
 
 /**
  * Starts server.py; resolves with its ready line and a stop(). It exits on
@@ -75,12 +61,6 @@ export async function startPeer(env = {}) {
       });
     },
   };
-}
-
-export async function getJson(url) {
-  const res = await withTimeout(fetch(url), 10_000, `GET ${url}`);
-  assert.equal(res.status, 200, `GET ${url}`);
-  return res.json();
 }
 
 /** Every POST the AS answered at /token, /register and /revoke. */
