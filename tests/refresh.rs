@@ -265,3 +265,91 @@ fn waiting_too_long_for_another_instance_is_transient_not_storage() {
     b.shutdown();
     a.shutdown();
 }
+
+/// A 200 whose access token cannot be handed out (here it would inject into
+/// the editor's header) may still carry a rotated refresh token; the one
+/// sent may be revoked now, so the new one is kept and presented next.
+#[test]
+fn an_unusable_access_token_does_not_lose_the_rotated_refresh_token() {
+    let env = Env::new();
+    let as_ = stub_with_token(
+        |_, _| {},
+        None,
+        Route::json("POST", "/token", 200, short_tokens())
+            .after(
+                1,
+                200,
+                json!({"access_token": "at\r\nX-Injected: 1", "token_type": "Bearer", "expires_in": 3600, "refresh_token": "rt-rotated"}),
+            )
+            .after(2, 200, tokens()),
+    );
+    let mut s = authorized_then_expired(&env, &as_);
+    let e = s.err("mcp/accessToken", json!({"server": "srv"}));
+    assert!(
+        e["message"].as_str().unwrap().contains("b64token"),
+        "the error says why: {e}"
+    );
+    let r = s.ok("mcp/accessToken", json!({"server": "srv"}));
+    assert_eq!(r["accessToken"], "at-3", "{r}");
+    let sent: Vec<String> = as_
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(what, _)| what == "POST /token")
+        .map(|(_, body)| body.clone())
+        .collect();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(sent[1].contains("refresh_token=rt-1"), "{}", sent[1]);
+    assert!(
+        sent[2].contains("refresh_token=rt-rotated"),
+        "the rotated token was presented: {}",
+        sent[2]
+    );
+    s.shutdown();
+}
+
+/// A refresh that is still waiting for another instance's lock has sent
+/// nothing: `exit` must not wait for it (only for transactions under way).
+#[test]
+fn exit_does_not_wait_for_a_refresh_queued_behind_another_instance() {
+    let env = Env::new();
+    let as_ = stub_with_token(
+        |_, _| {},
+        None,
+        Route::json("POST", "/token", 200, short_tokens()),
+    );
+    let url = format!("{}/mcp", as_.base);
+    let options = json!({
+        "storage": "file", "discoverConfigFiles": false, "browser": "none",
+        "authorizationTimeout": 300, "servers": {"srv": {"url": url}}
+    });
+    let mut a = env.spawn();
+    a.initialize(options.clone());
+    authorize_by_paste(&mut a, &as_);
+    std::thread::sleep(Duration::from_millis(1500));
+    // A holds the credential for a browser flow of up to 5 minutes.
+    let _flow = a.start("mcp/authorize", json!({"server": "srv", "force": true}));
+    a.wait_notification("mcp/authorizationPending", common::WAIT)
+        .expect("A's flow started");
+    let mut cmd = env.command(false);
+    cmd.env("MCP_AUTH_SIDECAR_LOG", "mcp_auth_sidecar=debug");
+    let mut b = common::Sidecar::spawn(cmd, &env.path("b.log"));
+    b.initialize(options);
+    let _queued = b.start("mcp/accessToken", json!({"server": "srv"}));
+    // B's refresh is queued behind A's lock.
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while !b.stderr().contains("refresh transaction starts") {
+        assert!(std::time::Instant::now() < deadline, "{}", b.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    b.close_stdin();
+    // Well under the 40-second drain bound of a transaction under way.
+    let status = b.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "B exited at once: {status:?}"
+    );
+    assert_eq!(as_.count("POST /token"), 1, "B sent no refresh");
+    a.shutdown();
+}

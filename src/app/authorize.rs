@@ -849,10 +849,12 @@ pub(super) fn oauth_error(e: OAuthError) -> Error {
             Error::AuthorizationFailed { error, description }
         }
         OAuthError::Fetch(f) => Error::Unavailable(f.to_string()),
-        OAuthError::Malformed(m) => Error::AuthorizationFailed {
-            error: "invalid_response".into(),
-            description: Some(m),
-        },
+        OAuthError::Malformed(m) | OAuthError::UnusableTokens { message: m, .. } => {
+            Error::AuthorizationFailed {
+                error: "invalid_response".into(),
+                description: Some(m),
+            }
+        }
     }
 }
 

@@ -21,6 +21,9 @@ impl App {
             let _ = abort.send(());
         }
         let _lock = self.credential_lock(&url, LOCK_BOUND).await?;
+        // From here to the deletion, exit waits for us (`App::drain`); not
+        // while we wait for the lock, or a closing editor would wait too.
+        let _critical = self.critical_section().await;
         let Some(mut record) = self.reload(&url).await? else {
             self.forget_runtime(name);
             return Ok((false, self.status(name)));

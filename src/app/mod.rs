@@ -166,6 +166,9 @@ pub struct App {
     /// begun — a refresh, a logout; taken exclusively before the process
     /// ends (see [`App::drain`]).
     critical: Arc<tokio::sync::RwLock<()>>,
+    /// The exclusive hold taken by a completed [`App::drain`], kept until
+    /// the process ends: no credential transaction starts after it.
+    closed: Mutex<Option<tokio::sync::OwnedRwLockWriteGuard<()>>>,
 }
 
 /// A valid access token handed to the editor (SPEC §3.2 `mcp/accessToken`).
@@ -224,6 +227,7 @@ impl App {
             record_changed: tokio::sync::Notify::new(),
             held: Arc::default(),
             critical: Arc::new(tokio::sync::RwLock::new(())),
+            closed: Mutex::new(None),
         });
         {
             let mut inner = app.lock();
@@ -249,20 +253,31 @@ impl App {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Marks a transaction that must run to completion once begun.
+    /// Marks a transaction that must run to completion once begun. Take it
+    /// only when something is at stake (a request about to be sent), never
+    /// around a wait for another process: exit waits for every holder.
     pub async fn critical_section(&self) -> tokio::sync::OwnedRwLockReadGuard<()> {
         self.critical.clone().read_owned().await
     }
 
     /// Waits (at most `bound`) for every critical transaction to finish:
     /// called before the process ends, so a closing editor never strands a
-    /// spent refresh token or a half-done logout (SPEC §6).
+    /// spent refresh token or a half-done logout (SPEC §6). Once drained,
+    /// the hold is kept: a transaction that would start now waits until
+    /// the process is gone, having sent nothing. Calling it again (`exit`
+    /// after `shutdown`) returns at once.
     pub async fn drain(&self, bound: Duration) {
-        if tokio::time::timeout(bound, self.critical.write())
-            .await
-            .is_err()
+        if self
+            .closed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
         {
-            tracing::warn!("a credential transaction was still running at exit");
+            return;
+        }
+        match tokio::time::timeout(bound, self.critical.clone().write_owned()).await {
+            Ok(hold) => *self.closed.lock().unwrap_or_else(|p| p.into_inner()) = Some(hold),
+            Err(_) => tracing::warn!("a credential transaction was still running at exit"),
         }
     }
 

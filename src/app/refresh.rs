@@ -103,7 +103,9 @@ fn after_failure(e: &OAuthError) -> AfterFailure {
         {
             AfterFailure::Retry
         }
-        OAuthError::Refused { .. } | OAuthError::Malformed(_) => AfterFailure::Stop,
+        OAuthError::Refused { .. }
+        | OAuthError::Malformed(_)
+        | OAuthError::UnusableTokens { .. } => AfterFailure::Stop,
     }
 }
 
@@ -189,14 +191,9 @@ impl App {
         };
         let app = self.clone();
         let owned = name.to_owned();
-        let critical = self.critical_section().await;
-        tokio::spawn(async move {
-            let result = app.refresh_transaction(&owned, stale, min_validity).await;
-            drop(critical);
-            result
-        })
-        .await
-        .map_err(|e| Error::StorageUnavailable(std::io::Error::other(e.to_string()).into()))?
+        tokio::spawn(async move { app.refresh_transaction(&owned, stale, min_validity).await })
+            .await
+            .map_err(|e| Error::StorageUnavailable(std::io::Error::other(e.to_string()).into()))?
     }
 
     async fn refresh_transaction(
@@ -262,6 +259,11 @@ impl App {
                 () = &mut changed => {}
             }
         };
+        // From here until the new tokens are persisted, exit waits for us
+        // (`App::drain`): once sent, a rotating refresh token must not be
+        // stranded. Not while waiting for the lock: nothing is at stake
+        // yet, and a closing editor must not wait for another instance.
+        let _critical = self.critical_section().await;
         tracing::debug!(server = %name, "refresh 1/6: credential lock held");
 
         // 2. Re-read under the lock. Fails closed: without a successful
@@ -366,6 +368,27 @@ impl App {
                 });
                 Err(self.authorization_required(name))
             }
+            Err(OAuthError::UnusableTokens {
+                message,
+                refresh_token: Some(rotated),
+            }) => {
+                // 4'. An access token we cannot hand out, but a rotated
+                // refresh token: the one we sent may be revoked now, so the
+                // new one is persisted (the access token stays the old,
+                // expired one) and the next refresh presents it.
+                tracing::info!(server = %name, error = %message, "refresh 3/6: unusable access token, but a rotated refresh token");
+                record.tokens = Some(TokenSet {
+                    refresh_token: Some(rotated),
+                    expires_at: Some(now_ms()),
+                    ..tokens
+                });
+                record.revision += 1;
+                self.persist(record).await?;
+                tracing::info!(server = %name, "refresh 4/6: the rotated refresh token persisted");
+                Err(super::authorize::oauth_error(OAuthError::Malformed(
+                    message,
+                )))
+            }
             Err(e) => {
                 tracing::info!(server = %name, error = %e, "refresh 3/6: failed; the stored tokens are kept");
                 Err(super::authorize::oauth_error(e))
@@ -444,6 +467,14 @@ mod tests {
             ("invalid_grant", refused("invalid_grant"), Stop),
             ("invalid_client", refused("invalid_client"), Stop),
             ("malformed", OAuthError::Malformed("x".into()), Stop),
+            (
+                "unusable access token",
+                OAuthError::UnusableTokens {
+                    message: "x".into(),
+                    refresh_token: None,
+                },
+                Stop,
+            ),
         ];
         for (what, error, expected) in table {
             assert_eq!(after_failure(&error), expected, "{what}");

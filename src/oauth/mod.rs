@@ -26,4 +26,12 @@ pub enum OAuthError {
     Fetch(#[from] FetchError),
     #[error("{0}")]
     Malformed(String),
+    /// A success answer whose access token cannot be used. It may still
+    /// carry a rotated refresh token, which must be kept: the AS may have
+    /// revoked the one we sent (RFC 6749 §6, §10.4).
+    #[error("{message}")]
+    UnusableTokens {
+        message: String,
+        refresh_token: Option<crate::secret::Secret>,
+    },
 }

@@ -178,21 +178,29 @@ pub async fn request(
         .and_then(Value::as_str)
         .filter(|_| status.is_success())
     {
+        let refresh_token = doc
+            .get("refresh_token")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(Secret::new);
         let token_type = doc
             .get("token_type")
             .and_then(Value::as_str)
             .unwrap_or("Bearer");
-        if !token_type.eq_ignore_ascii_case("bearer") {
-            return Err(OAuthError::Malformed(
-                "the token response's token_type is not Bearer".into(),
-            ));
-        }
-        // RFC 6750 §2.1: the editor puts this into a header as it is; a
-        // token with quotes, blanks or line breaks would inject into it.
-        if !is_b64token(access) {
-            return Err(OAuthError::Malformed(
-                "the access token is empty or not RFC 6750 b64token syntax".into(),
-            ));
+        let unusable = if !token_type.eq_ignore_ascii_case("bearer") {
+            Some("the token response's token_type is not Bearer")
+        } else if !is_b64token(access) {
+            // RFC 6750 §2.1: the editor puts this into a header as it is; a
+            // token with quotes, blanks or line breaks would inject into it.
+            Some("the access token is empty or not RFC 6750 b64token syntax")
+        } else {
+            None
+        };
+        if let Some(message) = unusable {
+            return Err(OAuthError::UnusableTokens {
+                message: message.into(),
+                refresh_token,
+            });
         }
         let expires_at = match doc.get("expires_in") {
             Some(Value::Number(n)) => n
@@ -207,11 +215,7 @@ pub async fn request(
         return Ok(Tokens {
             access_token: Secret::new(access),
             token_type: "Bearer".into(),
-            refresh_token: doc
-                .get("refresh_token")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(Secret::new),
+            refresh_token,
             expires_at,
             scope: doc.get("scope").and_then(Value::as_str).map(str::to_owned),
         });

@@ -216,19 +216,15 @@ impl Backend {
         let task_app = app.clone();
         let revoke = params.revoke.unwrap_or(true);
         let task_name = name.clone();
-        let critical = app.critical_section().await;
-        let (revoked, status) = tokio::spawn(async move {
-            let result = task_app.logout(&task_name, revoke).await;
-            drop(critical);
-            result
-        })
-        .await
-        .map_err(|e| {
-            rpc_err(Error::StorageUnavailable(
-                std::io::Error::other(e.to_string()).into(),
-            ))
-        })?
-        .map_err(rpc_err)?;
+        let (revoked, status) =
+            tokio::spawn(async move { task_app.logout(&task_name, revoke).await })
+                .await
+                .map_err(|e| {
+                    rpc_err(Error::StorageUnavailable(
+                        std::io::Error::other(e.to_string()).into(),
+                    ))
+                })?
+                .map_err(rpc_err)?;
         Ok(LogoutResult {
             server: name,
             revoked,

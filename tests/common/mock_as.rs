@@ -55,7 +55,7 @@ pub fn stub_with_token(
                     ),
                 )],
                 body: String::new(),
-                later: None,
+                later: Vec::new(),
             },
             Route::json(
                 "GET",

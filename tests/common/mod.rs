@@ -449,8 +449,9 @@ pub struct Route {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
-    /// After this many hits, answer with this status and JSON body instead.
-    pub later: Option<(usize, u16, Value)>,
+    /// After so many hits, answer with this status and JSON body instead
+    /// (the last entry whose count is passed wins).
+    pub later: Vec<(usize, u16, Value)>,
 }
 
 impl Route {
@@ -461,13 +462,14 @@ impl Route {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: body.to_string(),
-            later: None,
+            later: Vec::new(),
         }
     }
 
-    /// From hit `n + 1` on, answer `status` with `body`.
+    /// From hit `n + 1` on, answer `status` with `body` (until a later
+    /// `after` takes over).
     pub fn after(mut self, n: usize, status: u16, body: Value) -> Self {
-        self.later = Some((n, status, body));
+        self.later.push((n, status, body));
         self
     }
 }
@@ -479,6 +481,8 @@ impl Route {
 pub struct RouteStub {
     pub base: String,
     pub hits: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// `METHOD /path` and the body of every request, in order.
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
 }
 
 impl RouteStub {
@@ -491,6 +495,8 @@ impl RouteStub {
         let routes = make_routes(&base);
         let hits = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = hits.clone();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let bodies = requests.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
@@ -521,6 +527,10 @@ impl RouteStub {
                     .unwrap_or("")
                     .to_owned();
                 let key = format!("{method} {path}");
+                bodies
+                    .lock()
+                    .expect("bodies")
+                    .push((key.clone(), String::from_utf8_lossy(&body).into_owned()));
                 let n = {
                     let mut log = log.lock().expect("log");
                     log.push(key.clone());
@@ -528,17 +538,22 @@ impl RouteStub {
                 };
                 let route = routes.iter().find(|r| r.method == method && r.path == path);
                 let (status, headers, body) = match route {
-                    Some(Route {
-                        later: Some((after, status, body)),
-                        headers,
-                        ..
-                    }) if n > *after => (*status, headers.clone(), body.to_string()),
-                    // `{n}` numbers the answers of a route (distinct tokens).
-                    Some(r) => (
-                        r.status,
-                        r.headers.clone(),
-                        r.body.replace("{n}", &n.to_string()),
-                    ),
+                    Some(r) => {
+                        let (status, body) = r
+                            .later
+                            .iter()
+                            .rev()
+                            .find(|(after, _, _)| n > *after)
+                            .map(|(_, status, body)| (*status, body.to_string()))
+                            .unwrap_or((r.status, r.body.clone()));
+                        // `{n}` numbers the answers of a route (distinct
+                        // tokens).
+                        (
+                            status,
+                            r.headers.clone(),
+                            body.replace("{n}", &n.to_string()),
+                        )
+                    }
                     None => (404, vec![], String::new()),
                 };
                 if status == HANG_UP {
@@ -557,7 +572,11 @@ impl RouteStub {
                 let _ = stream.write_all(body.as_bytes());
             }
         });
-        RouteStub { base, hits }
+        RouteStub {
+            base,
+            hits,
+            requests,
+        }
     }
 
     pub fn count(&self, what: &str) -> usize {
