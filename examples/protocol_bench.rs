@@ -15,9 +15,15 @@
 //!    ends with `shutdown` and `exit`);
 //! 4. idle RSS: `VmRSS` 1 s after `initialize` and one `mcp/authStatus`;
 //! 5. idle wake-ups: context switches of all the process's threads during
-//!    `--idle-secs` seconds after that.
+//!    `--idle-secs` seconds after that;
+//! 6. a flood of `--flood-mib` MiB of small garbage frames (`{}`, each
+//!    answered with an error) written as fast as the program reads them
+//!    while its answers are read and dropped, then one `mcp/authStatus`:
+//!    peak RSS (`VmHWM`) and the time until that answer. A program over
+//!    `FLOOD_RSS_CAP` is stopped there. The limit program is not flooded
+//!    (it answers every frame with a full-size body).
 //!
-//! Measures 4 and 5 read `/proc` (Linux); elsewhere they show `n/a`.
+//! Measures 4 to 6 read `/proc` (Linux); elsewhere they show `n/a`.
 //!
 //! ```sh
 //! cargo run --release --example protocol_bench -- \
@@ -45,6 +51,10 @@ type Result<T> = std::result::Result<T, Box<dyn Error>>;
 const AUTH_STATUS: &str = "mcp/authStatus";
 /// A phase that takes longer than this has hung: the program is killed.
 const PHASE_LIMIT: Duration = Duration::from_secs(120);
+/// A flood that takes longer than this has hung: the program is killed.
+const FLOOD_LIMIT: Duration = Duration::from_secs(300);
+/// A flooded program using more memory than this is stopped, MiB.
+const FLOOD_RSS_CAP: u64 = 2048;
 /// How long a program may take to exit after `exit`.
 const EXIT_WAIT: Duration = Duration::from_secs(10);
 
@@ -58,7 +68,8 @@ options (defaults in brackets):
   --latency N      timed single requests [2000]
   --warmup N       untimed single requests first [200]
   --spawns N       spawn -> initialize runs [50]
-  --idle-secs S    idle window for wake-ups [3]";
+  --idle-secs S    idle window for wake-ups [3]
+  --flood-mib N    garbage frames for the flood, MiB; 0 skips it [1024]";
 
 #[derive(Clone)]
 struct Program {
@@ -77,6 +88,7 @@ struct Options {
     warmup: usize,
     spawns: usize,
     idle: Duration,
+    flood_mib: usize,
 }
 
 fn main() {
@@ -179,6 +191,27 @@ fn run() -> Result<()> {
         &mut errors,
     ));
 
+    if opts.flood_mib > 0 {
+        eprintln!("flood ...");
+        let (peak, secs) = flood_all(&all, &init, &opts);
+        rows.push(Row::new(
+            format!("flood of {} MiB of {{}} frames: peak RSS, MB", opts.flood_mib),
+            "< 64",
+            1,
+            peak,
+            &all,
+            &mut errors,
+        ));
+        rows.push(Row::new(
+            "flood: until the next request is answered, s".into(),
+            "-",
+            1,
+            secs,
+            &all,
+            &mut errors,
+        ));
+    }
+
     println!("load average at end: {}", load_average());
     println!();
     print_table(&rows, &all, opts.limit.is_some());
@@ -202,6 +235,7 @@ fn parse_args() -> Result<Options> {
         warmup: 200,
         spawns: 50,
         idle: Duration::from_secs(3),
+        flood_mib: 1024,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -227,6 +261,7 @@ fn parse_args() -> Result<Options> {
             "--warmup" => opts.warmup = number()?,
             "--spawns" => opts.spawns = number()?.max(1),
             "--idle-secs" => opts.idle = Duration::from_secs(number()? as u64),
+            "--flood-mib" => opts.flood_mib = number()?,
             _ => return Err(format!("unknown argument {arg:?}\n{USAGE}").into()),
         }
     }
@@ -836,12 +871,129 @@ fn idle_all(all: &[Program], init: &str, opts: &Options) -> (Cells, Cells) {
     (rss, wakeups)
 }
 
+/// Peak RSS in MB and seconds of each program's flood; the limit (last
+/// when there is one) is not flooded.
+fn flood_all(all: &[Program], init: &str, opts: &Options) -> (Cells, Cells) {
+    let mut peak = Vec::new();
+    let mut secs = Vec::new();
+    for (i, p) in all.iter().enumerate() {
+        if opts.limit.is_some() && i == all.len() - 1 {
+            peak.push(Err(format!("{}: not flooded", p.label).into()));
+            secs.push(Err(format!("{}: not flooded", p.label).into()));
+            continue;
+        }
+        match flood(p, init, opts.flood_mib) {
+            Ok((mb, s)) => {
+                peak.push(Ok(mb));
+                secs.push(Ok(s));
+            }
+            Err(e) => {
+                secs.push(Err(e.to_string().into()));
+                peak.push(Err(e));
+            }
+        }
+    }
+    (peak, secs)
+}
+
+/// Floods `p` with `mib` MiB of `{}` frames, then asks one
+/// `mcp/authStatus`; peak RSS in MB and the seconds until its answer.
+fn flood(p: &Program, init: &str, mib: usize) -> Result<(f64, f64)> {
+    let mut s = Session::ready(p, init)?;
+    let mut chunk = Vec::with_capacity(64 * 1024 + 32);
+    while chunk.len() < 64 * 1024 {
+        chunk.extend_from_slice(&frame("{}"));
+    }
+    let chunks = (mib * 1024 * 1024).div_ceil(chunk.len());
+    let id = s.next_id;
+    s.next_id += 1;
+    let last = request(id, AUTH_STATUS, "{}");
+    // Answers to garbage carry `"id":null`; no id after this one is used.
+    let marker = format!("\"id\":{id}");
+    let mut stdin = s.stdin.take().ok_or("stdin already closed")?;
+    let (pid, child) = (s.pid, s.child.clone());
+    let over = AtomicBool::new(false);
+    let done = AtomicBool::new(false);
+    let stdout = &mut s.stdout;
+    let start = Instant::now();
+    let r = std::thread::scope(|scope| -> Result<(Duration, u64)> {
+        let writer = scope.spawn(|| -> io::Result<ChildStdin> {
+            for _ in 0..chunks {
+                if over.load(Ordering::Relaxed) {
+                    break;
+                }
+                stdin.write_all(&chunk)?;
+            }
+            stdin.write_all(&last)?;
+            stdin.flush()?;
+            Ok(stdin)
+        });
+        let reader = scope.spawn(|| -> std::result::Result<Duration, String> {
+            let found = find_in_stream(stdout, marker.as_bytes());
+            done.store(true, Ordering::Relaxed);
+            found.map_err(|e| e.to_string())?;
+            Ok(start.elapsed())
+        });
+        while !done.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+            if vm_kib(pid, "VmRSS").is_some_and(|k| k > FLOOD_RSS_CAP * 1024) {
+                over.store(true, Ordering::Relaxed);
+                if let Ok(mut c) = child.lock() {
+                    let _ = c.kill();
+                }
+                break;
+            }
+            if start.elapsed() > FLOOD_LIMIT {
+                if let Ok(mut c) = child.lock() {
+                    let _ = c.kill();
+                }
+                break;
+            }
+        }
+        let peak = vm_kib(pid, "VmHWM");
+        let elapsed = reader.join().map_err(|_| "reader thread panicked")?;
+        if over.load(Ordering::Relaxed) {
+            return Err(format!("RSS over {FLOOD_RSS_CAP} MiB; stopped").into());
+        }
+        let elapsed = elapsed?;
+        let stdin = writer.join().map_err(|_| "writer thread panicked")??;
+        drop(stdin);
+        Ok((elapsed, peak.ok_or("no VmHWM in /proc")?))
+    });
+    let (elapsed, peak) = r.map_err(|e| s.failed("flood", e))?;
+    Ok((peak as f64 * 1024.0 / 1e6, elapsed.as_secs_f64()))
+}
+
+/// Reads `input` until `marker` went by (it may span two reads).
+fn find_in_stream(input: &mut impl BufRead, marker: &[u8]) -> Result<()> {
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            return Err("the program closed its stdout".into());
+        }
+        let n = buf.len();
+        carry.extend_from_slice(buf);
+        input.consume(n);
+        if carry.windows(marker.len()).any(|w| w == marker) {
+            return Ok(());
+        }
+        let keep = carry.len().min(marker.len());
+        carry.drain(..carry.len() - keep);
+    }
+}
+
 /// `VmRSS` of `pid` in KiB (Linux).
 fn vm_rss_kib(pid: u32) -> Option<u64> {
+    vm_kib(pid, "VmRSS")
+}
+
+/// A `Vm…` field of `/proc/<pid>/status` in KiB (Linux).
+fn vm_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
         .trim()
         .trim_end_matches("kB")
         .trim()

@@ -8,8 +8,11 @@
 
 use std::io::{self, BufRead, Read, Write};
 
-/// No message of this protocol comes anywhere near this size.
-pub const MAX_MESSAGE: u64 = 16 * 1024 * 1024;
+/// No message of this protocol comes anywhere near this size (the largest,
+/// `initialize` with every server configured, is a few KiB). Kept small
+/// because a decoded body takes up to ~16 times its size in memory (`[0,0,…]`
+/// is 2 bytes of text per 32-byte value), and a few bodies may be queued.
+pub const MAX_MESSAGE: u64 = 1024 * 1024;
 /// A header line longer than this is not a header.
 const MAX_HEADER_LINE: usize = 8 * 1024;
 /// Header lines per message before the block is given up on.
@@ -44,7 +47,7 @@ pub fn read_frame<R: BufRead>(input: &mut R, body: &mut Vec<u8>) -> io::Result<F
             Frame::TooLarge(length)
         });
     }
-    // `length` is at most 16 MiB here; the buffer is reused across frames.
+    // `length` is at most `MAX_MESSAGE` here; the buffer is reused across frames.
     let read = input.by_ref().take(length).read_to_end(body)?;
     Ok(if (read as u64) < length {
         Frame::Eof

@@ -252,7 +252,7 @@ fn read_input(to_dispatcher: mpsc::Sender<Vec<Incoming>>, answers: mpsc::Sender<
                 }
             },
             Ok(Frame::TooLarge(len)) => {
-                // At most one line per 16 MiB read.
+                // At most one line per `MAX_MESSAGE` read.
                 tracing::warn!(
                     bytes = len,
                     limit = framing::MAX_MESSAGE,
