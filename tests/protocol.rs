@@ -250,3 +250,27 @@ fn an_idle_sidecar_never_wakes_up() {
     assert!(woke.is_empty(), "threads woke while idle: {woke:?}");
     s.shutdown();
 }
+
+/// A request followed, in the same write, by the start of a frame whose
+/// headers name two lengths is answered at once: the reader must not
+/// mistake the partial frame for a whole one (the first length) and block
+/// on it with the request still unsent to the dispatcher.
+#[test]
+fn a_request_before_a_partial_frame_with_two_lengths_is_answered_at_once() {
+    let env = Env::new();
+    let mut s = env.spawn();
+    s.initialize(memory());
+    let id = s.next_id_for_test();
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "mcp/authStatus"}).to_string();
+    let mut bytes = format!("Content-Length: {}\r\n\r\n{body}", body.len()).into_bytes();
+    bytes.extend_from_slice(b"Content-Length: 2\r\nContent-Length: 60\r\n\r\n{}");
+    s.send_raw(&bytes);
+    let r = s.wait_response_within(&json!(id), Duration::from_secs(10));
+    assert!(r["result"]["servers"].is_array(), "{r}");
+    // The rest of the 60-byte body; then the session goes on.
+    s.send_raw(&[b' '; 58]);
+    let e = s.wait_response(&Value::Null);
+    assert_eq!(e["error"]["code"], -32600, "{e}");
+    s.ok("mcp/authStatus", json!({}));
+    s.shutdown();
+}
