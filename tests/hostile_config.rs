@@ -268,12 +268,14 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+#[cfg(unix)]
 fn mkfifo(path: &Path) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let ok = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(ok.success());
 }
 
+#[cfg(unix)]
 fn symlink(target: &str, link: &Path) {
     std::fs::create_dir_all(link.parent().unwrap()).unwrap();
     std::os::unix::fs::symlink(target, link).unwrap();
@@ -313,6 +315,7 @@ fn survives(env: &Env, options: Value, expected: &[(&str, &str)]) {
 }
 
 #[test]
+#[cfg(unix)] // links to devices and /proc, FIFOs
 fn a_project_file_linked_to_dev_zero() {
     let env = Env::new();
     symlink("/dev/zero", &env.path("ws/.mcp.json"));
@@ -327,6 +330,7 @@ fn a_project_file_of_two_mib_of_spaces() {
 }
 
 #[test]
+#[cfg(unix)] // links to devices and /proc, FIFOs
 fn a_project_file_that_is_a_fifo() {
     let env = Env::new();
     mkfifo(&env.path("ws/.vscode/mcp.json"));
@@ -338,6 +342,7 @@ fn a_project_file_that_is_a_fifo() {
 }
 
 #[test]
+#[cfg(unix)] // links to devices and /proc, FIFOs
 fn a_project_file_linked_to_the_editors_pipe() {
     let env = Env::new();
     symlink("/proc/self/fd/0", &env.path("ws/.mcp.json"));
@@ -348,6 +353,7 @@ fn a_project_file_linked_to_the_editors_pipe() {
 /// regular files of bounded size; the one in the sidecar's own home may not
 /// be a link at all.
 #[test]
+#[cfg(unix)] // links to devices and /proc, FIFOs
 fn user_files_linked_to_devices_pipes_and_fifos() {
     let env = Env::new();
     symlink("/dev/zero", &env.path("home/.cursor/mcp.json"));

@@ -100,6 +100,7 @@ fn a_token_that_is_not_a_b64token_is_a_malformed_response() {
 /// editors/shell/mcp-auth-header prints nothing but a well-formed header or
 /// JSON object, whatever the token command printed.
 #[test]
+#[cfg(unix)] // the helper is a POSIX shell script
 fn the_header_helper_refuses_a_token_that_would_inject() {
     let env = Env::new();
     let helper =

@@ -138,13 +138,33 @@ fn record_file(env: &Env) -> std::path::PathBuf {
         .expect("a record file")
 }
 
+/// An I/O error: the name now leads to a directory. Renamed into place, as
+/// a write by another process would be.
+#[cfg(unix)]
+fn replace_with_a_link_to_its_directory(file: &std::path::Path) {
+    let link = file.with_extension("tmp-link");
+    std::os::unix::fs::symlink(file.parent().unwrap(), &link).unwrap();
+    std::fs::rename(&link, file).unwrap();
+}
+
+#[cfg(not(unix))]
+fn replace_with_a_link_to_its_directory(_: &std::path::Path) {
+    unreachable!("the directory damage is only done on Unix");
+}
+
 /// Issue 8 (6): under the credential lock, a record that cannot be read
 /// (another data key, a newer build, an I/O error) must stop the refresh:
 /// memory may lag another instance's rotation, so presenting its refresh
 /// token could replay a spent one, and writing would destroy that record.
 #[test]
 fn an_unreadable_record_is_never_refreshed_from_memory_nor_overwritten() {
-    for damage in ["garbage", "directory"] {
+    // Turning the name into a link to a directory needs a Unix symlink.
+    let damages: &[&str] = if cfg!(unix) {
+        &["garbage", "directory"]
+    } else {
+        &["garbage"]
+    };
+    for &damage in damages {
         let env = Env::new();
         let as_ = stub_with_token(
             |_, _| {},
@@ -155,13 +175,7 @@ fn an_unreadable_record_is_never_refreshed_from_memory_nor_overwritten() {
         let file = record_file(&env);
         match damage {
             "garbage" => std::fs::write(&file, b"sealed by someone else").unwrap(),
-            // An I/O error: the name now leads to a directory. Renamed into
-            // place, as a write by another process would be.
-            _ => {
-                let link = file.with_extension("tmp-link");
-                std::os::unix::fs::symlink(file.parent().unwrap(), &link).unwrap();
-                std::fs::rename(&link, &file).unwrap();
-            }
+            _ => replace_with_a_link_to_its_directory(&file),
         }
         let e = s.err("mcp/accessToken", json!({"server": "srv"}));
         assert_eq!(e["code"], 1004, "{damage}: {e}");
