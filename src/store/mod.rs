@@ -188,9 +188,9 @@ impl Store {
         let id_path = home.dir("store/keyring")?.join("key-id");
         let lock_path = home.dir("locks")?.join("store-key.lock");
         let lock = FileLock::acquire(&lock_path, KEY_LOCK_TIMEOUT).await?;
-        let account = match home::read_file(&id_path, home::Secrecy::Plain) {
+        let (account, known) = match home::read_file(&id_path, home::Secrecy::Plain) {
             Ok(id) => match std::str::from_utf8(&id).map(str::trim) {
-                Ok(id) if !id.is_empty() => id.to_owned(),
+                Ok(id) if !id.is_empty() => (id.to_owned(), true),
                 _ => return Err(StoreError::BadKey),
             },
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -198,10 +198,11 @@ impl Store {
                 getrandom::fill(&mut raw).map_err(io::Error::other)?;
                 let id = format!("data-key-{}", home::hex(&raw));
                 home::write_atomic(&id_path, id.as_bytes())?;
-                id
+                (id, false)
             }
             Err(e) => return Err(e.into()),
         };
+        let timeout = keyring_wait(timeout, known, keyring::Backend::native());
         // The lock moves into the keyring call: it is released when that
         // call really ends, not when we stop waiting for it, so a call stuck
         // behind an unlock prompt cannot race another instance into
@@ -271,6 +272,19 @@ impl Store {
     }
 }
 
+/// How long to wait for the keyring. A key this home already keeps in a
+/// keyring that shows a dialog before reading it (the Keychain, after the
+/// binary changed) gets the time a person needs to answer, even in `auto`:
+/// giving up after the probe's 3 s would kill the dialog and switch to the
+/// separate `file` store, where none of the user's credentials are.
+fn keyring_wait(asked: Duration, known_key: bool, backend: Option<keyring::Backend>) -> Duration {
+    if known_key && backend.is_some_and(keyring::Backend::may_prompt_for_known_item) {
+        asked.max(KEYRING_TIMEOUT)
+    } else {
+        asked
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding this lock cannot leave the map inconsistent
     // (every operation is a single insert/remove/clone).
@@ -308,6 +322,28 @@ mod tests {
         assert_eq!(b.list().unwrap().len(), 1);
         b.delete("https://x.example/mcp").unwrap();
         assert_eq!(a.load("https://x.example/mcp").unwrap(), Loaded::Absent);
+    }
+
+    #[test]
+    fn only_a_known_key_behind_a_dialog_gets_the_long_wait() {
+        use keyring::Backend::{MacKeychain, SecretService, WindowsCredentialManager};
+        let probe = KEYRING_PROBE_TIMEOUT;
+        let table = [
+            (probe, true, Some(MacKeychain), KEYRING_TIMEOUT),
+            (probe, false, Some(MacKeychain), probe),
+            (probe, true, Some(SecretService), probe),
+            (probe, true, Some(WindowsCredentialManager), probe),
+            (probe, true, None, probe),
+            (KEYRING_TIMEOUT, true, Some(MacKeychain), KEYRING_TIMEOUT),
+            (KEYRING_TIMEOUT, false, Some(SecretService), KEYRING_TIMEOUT),
+        ];
+        for (asked, known, backend, expected) in table {
+            assert_eq!(
+                keyring_wait(asked, known, backend),
+                expected,
+                "{asked:?} {known} {backend:?}"
+            );
+        }
     }
 
     /// Issue 8: a key or records directory another user linked is refused,
