@@ -39,11 +39,17 @@ pub enum HomeError {
 }
 
 impl Home {
-    /// `$MCP_AUTH_SIDECAR_HOME`, else the platform's per-user data directory.
+    /// `$MCP_AUTH_SIDECAR_HOME`, else `mcp-auth-sidecar` in the platform's
+    /// per-user local data directory: `$XDG_DATA_HOME` or `~/.local/share`
+    /// on Linux, `~/Library/Application Support` on macOS, `%LOCALAPPDATA%`
+    /// on Windows — local, not the roaming `%APPDATA%`: the records belong
+    /// with the data key, which stays on this machine (the Credential
+    /// Manager item is `Local`, and a key file should not travel with a
+    /// roaming profile either).
     pub fn from_env() -> Result<Self, HomeError> {
         let root = match std::env::var_os(HOME_ENV).filter(|v| !v.is_empty()) {
             Some(v) => PathBuf::from(v),
-            None => dirs::data_dir()
+            None => dirs::data_local_dir()
                 .ok_or(HomeError::NoDataDir)?
                 .join("mcp-auth-sidecar"),
         };
@@ -313,7 +319,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
         file.write_all(contents)?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&tmp, path)?;
+        retry_while_shared(|| fs::rename(&tmp, path))?;
         sync_dir(dir)
     })();
     if result.is_err() {
@@ -348,7 +354,7 @@ pub fn sweep_stale_temps(dir: &Path, older_than: std::time::Duration) {
 
 /// Removes a file and makes the removal durable. A missing file is fine.
 pub fn remove_durably(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
+    match retry_while_shared(|| fs::remove_file(path)) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
@@ -359,6 +365,58 @@ pub fn remove_durably(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Runs `replace` (a rename over a file, or a removal) again while another
+/// process holds the file open in a way that forbids it, for a bounded
+/// while. Only Windows does that: a file opened without `FILE_SHARE_DELETE`
+/// (a virus scanner, the search indexer, a backup tool; never this program,
+/// whose files std opens with every share flag) cannot be replaced or
+/// removed until it is closed, and the attempt fails with a sharing
+/// violation or "access denied". Unix replaces the name whoever has the
+/// file open, so there the first answer is final. The caller's thread
+/// sleeps between attempts, 1.9 s at most in all.
+fn retry_while_shared(mut replace: impl FnMut() -> io::Result<()>) -> io::Result<()> {
+    let mut attempt = 0;
+    loop {
+        match replace() {
+            Err(e) => match shared_retry_delay(cfg!(windows), e.raw_os_error(), attempt) {
+                Some(delay) => {
+                    std::thread::sleep(delay);
+                    attempt += 1;
+                }
+                None => return Err(e),
+            },
+            Ok(()) => return Ok(()),
+        }
+    }
+}
+
+/// The delays of [`retry_while_shared`]: 10 ms doubling to 640 ms, eight
+/// of them (1.9 s in all).
+const SHARED_RETRY_DELAYS_MS: [u64; 8] = [10, 20, 40, 80, 160, 320, 640, 640];
+
+/// Whether (and after how long) to try again after `raw_os_error` on the
+/// `attempt`th try (from 0). Separate from the OS call so it is tested on
+/// every platform.
+fn shared_retry_delay(
+    windows: bool,
+    raw_os_error: Option<i32>,
+    attempt: usize,
+) -> Option<std::time::Duration> {
+    // ERROR_ACCESS_DENIED (5: how a pending delete or an open handle
+    // without FILE_SHARE_DELETE answers a rename), ERROR_SHARING_VIOLATION
+    // (32), ERROR_LOCK_VIOLATION (33).
+    const HELD_ELSEWHERE: [i32; 3] = [5, 32, 33];
+    if !windows || !raw_os_error.is_some_and(|code| HELD_ELSEWHERE.contains(&code)) {
+        return None;
+    }
+    SHARED_RETRY_DELAYS_MS
+        .get(attempt)
+        .map(|&ms| std::time::Duration::from_millis(ms))
+}
+
+/// Makes a rename or removal in `dir` durable (fsync of the directory).
+/// Windows has no such call (a directory cannot be flushed like a file;
+/// NTFS journals the rename itself), so there it does nothing.
 fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
@@ -382,6 +440,65 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(out, "{b:02x}");
     }
     out
+}
+
+/// Platform logic that runs on every platform's tests.
+#[cfg(test)]
+mod portable_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn only_windows_sharing_errors_are_retried_and_boundedly() {
+        let table = [
+            // (windows, error, attempt, retried after)
+            (true, Some(32), 0, Some(10)),
+            (true, Some(5), 0, Some(10)),
+            (true, Some(33), 3, Some(80)),
+            (true, Some(32), 7, Some(640)),
+            (true, Some(32), 8, None),
+            (true, Some(2), 0, None), // ERROR_FILE_NOT_FOUND
+            (true, None, 0, None),
+            (false, Some(13), 0, None), // EACCES
+            (false, Some(32), 0, None), // EPIPE on Linux: not Windows' 32
+        ];
+        for (windows, error, attempt, expected) in table {
+            assert_eq!(
+                shared_retry_delay(windows, error, attempt),
+                expected.map(Duration::from_millis),
+                "{windows} {error:?} {attempt}"
+            );
+        }
+        let total: Duration = (0..)
+            .map_while(|attempt| shared_retry_delay(true, Some(32), attempt))
+            .sum();
+        assert_eq!(total, Duration::from_millis(1910));
+    }
+
+    /// The loop stops at the first success and returns the first final
+    /// error as it was.
+    #[test]
+    fn retrying_ends_on_success_or_a_final_error() {
+        let mut calls = 0;
+        retry_while_shared(|| {
+            calls += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(calls, 1);
+        let mut calls = 0;
+        let e = retry_while_shared(|| {
+            calls += 1;
+            Err(io::Error::from_raw_os_error(if cfg!(windows) {
+                2
+            } else {
+                32
+            }))
+        })
+        .unwrap_err();
+        assert_eq!(calls, 1);
+        assert!(e.raw_os_error().is_some());
+    }
 }
 
 #[cfg(all(test, unix))]
