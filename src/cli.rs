@@ -78,12 +78,12 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Print a valid access token for a server (for scripts and header
-    /// commands).
     /// Internal: one keyring call in a process of its own (see
     /// `store::keyring`).
     #[command(name = "keyring-helper", hide = true)]
     KeyringHelper { account: String },
+    /// Print a valid access token for a server (for scripts and header
+    /// commands).
     Token {
         /// A configured server name, or the server's URL.
         server: String,
@@ -146,23 +146,46 @@ pub fn main() -> ExitCode {
             force,
             no_browser,
             common,
-        } => runtime.block_on(login(server, scopes, force, no_browser, common)),
+        } => runtime.block_on(until_signal(login(
+            server, scopes, force, no_browser, common,
+        ))),
         Command::Logout {
             server,
             no_revoke,
             common,
-        } => runtime.block_on(logout(server, !no_revoke, common)),
+        } => runtime.block_on(until_signal(logout(server, !no_revoke, common))),
         Command::Token {
             server,
             min_validity,
             common,
-        } => runtime.block_on(token(server, min_validity, common)),
+        } => runtime.block_on(until_signal(token(server, min_validity, common))),
         Command::KeyringHelper { .. } => ExitCode::FAILURE, // handled above
     };
     // A keyring call stuck behind an unlock prompt must not keep a finished
     // command alive: do not wait for blocking threads.
     runtime.shutdown_background();
     code
+}
+
+/// The `App` this command opened, for the drain when a signal ends it
+/// (one command, one `App`, per process).
+static OPENED: std::sync::OnceLock<Arc<App>> = std::sync::OnceLock::new();
+
+/// Runs a command that may refresh, revoke or wait for a browser until it
+/// ends or the OS asks the process to end (SIGTERM, SIGHUP, SIGINT; Ctrl-C,
+/// Ctrl-Break, console close). Then the command stops where it is (a
+/// browser flow is abandoned, its listener closed) but a refresh or logout
+/// already begun finishes first, as in the protocol's `exit`.
+async fn until_signal(command: impl Future<Output = ExitCode>) -> ExitCode {
+    tokio::select! {
+        code = command => code,
+        signal = crate::signals::termination() => {
+            if let Some(app) = OPENED.get() {
+                app.drain(crate::rpc::DRAIN_BOUND).await;
+            }
+            fail(&format!("stopped by {signal}"))
+        }
+    }
 }
 
 /// The same `App` the protocol builds, configured from the user's files
@@ -188,7 +211,7 @@ async fn open_app(
         ..Options::default()
     };
     let home = (store.mode() != StorageMode::Memory).then_some(home);
-    App::new(
+    let app = App::new(
         home,
         Arc::new(store),
         ConfigSet::load_off_runtime(inputs).await,
@@ -196,7 +219,9 @@ async fn open_app(
         options,
     )
     .await
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    let _ = OPENED.set(app.clone());
+    Ok(app)
 }
 
 async fn status(json: bool, probe: bool, common: Common) -> ExitCode {
@@ -294,7 +319,22 @@ async fn logout(server: String, revoke: bool, common: Common) -> ExitCode {
         Ok(found) => found,
         Err(message) => return fail(&message),
     };
-    match app.logout(&name, revoke).await {
+    // Like the protocol's logout: once begun, it finishes even if a signal
+    // ends the command (`until_signal` drains it).
+    let critical = app.critical_section().await;
+    let task_app = app.clone();
+    let task_name = name.clone();
+    let done = tokio::spawn(async move {
+        let result = task_app.logout(&task_name, revoke).await;
+        drop(critical);
+        result
+    })
+    .await;
+    let result = match done {
+        Ok(result) => result,
+        Err(e) => return fail(&format!("logout failed: {e}")),
+    };
+    match result {
         Ok((revoked, _)) => {
             let how = if revoked {
                 "tokens revoked and deleted"

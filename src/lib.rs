@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod probe;
 pub mod rpc;
 pub mod secret;
+pub mod signals;
 pub mod status;
 pub mod store;
 pub mod urls;

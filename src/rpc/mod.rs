@@ -46,11 +46,12 @@ pub(crate) const MAX_LONG_PENDING: usize = 256;
 
 /// How long the end of the process waits for credential transactions: one
 /// refresh (30 s HTTP timeout plus backoff) fits.
-const DRAIN_BOUND: Duration = Duration::from_secs(40);
+pub(crate) const DRAIN_BOUND: Duration = Duration::from_secs(40);
 /// How long the last answers may take to reach stdout at the end.
 const FLUSH_BOUND: Duration = Duration::from_secs(2);
 
-/// Serves the protocol on stdin/stdout until `exit` or stdin EOF.
+/// Serves the protocol on stdin/stdout until `exit`, stdin EOF or a signal
+/// to end ([`crate::signals`]).
 pub async fn serve() {
     let app_slot = Arc::new(OnceLock::new());
     let slot = app_slot.clone();
@@ -97,16 +98,25 @@ pub async fn serve() {
         all: Arc::new(Semaphore::new(MAX_PENDING)),
         long,
     };
-    'serve: while let Some(batch) = in_rx.recv().await {
-        for incoming in batch {
-            if dispatcher.handle(incoming).await.is_break() {
-                break 'serve;
+    let serving = async {
+        while let Some(batch) = in_rx.recv().await {
+            for incoming in batch {
+                if dispatcher.handle(incoming).await.is_break() {
+                    return;
+                }
             }
         }
+    };
+    // A signal ends the session wherever the loop is, even while it waits
+    // for an editor that stopped reading stdout.
+    tokio::select! {
+        () = serving => {}
+        _ = crate::signals::termination() => {}
     }
 
-    // `exit` without `shutdown`, or stdin EOF: a refresh or logout already
-    // begun still finishes (SPEC §6) before the process ends.
+    // `exit` without `shutdown`, stdin EOF, or a signal (SIGTERM, SIGHUP,
+    // SIGINT; Ctrl-C, Ctrl-Break, console close): a refresh or logout
+    // already begun still finishes (SPEC §6) before the process ends.
     if let Some(app) = app_slot.get() {
         app.drain(DRAIN_BOUND).await;
     }

@@ -56,6 +56,7 @@ pub fn stub_with_token(
                 )],
                 body: String::new(),
                 later: Vec::new(),
+                slow: None,
             },
             Route::json(
                 "GET",

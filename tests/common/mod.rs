@@ -452,6 +452,9 @@ pub struct Route {
     /// After so many hits, answer with this status and JSON body instead
     /// (the last entry whose count is passed wins).
     pub later: Vec<(usize, u16, Value)>,
+    /// After this many hits, wait this long before answering (a slow
+    /// server; the stub answers nothing else meanwhile).
+    pub slow: Option<(usize, Duration)>,
 }
 
 impl Route {
@@ -463,6 +466,7 @@ impl Route {
             headers: vec![("Content-Type".into(), "application/json".into())],
             body: body.to_string(),
             later: Vec::new(),
+            slow: None,
         }
     }
 
@@ -470,6 +474,12 @@ impl Route {
     /// `after` takes over).
     pub fn after(mut self, n: usize, status: u16, body: Value) -> Self {
         self.later.push((n, status, body));
+        self
+    }
+
+    /// From hit `n + 1` on, answer only after `delay`.
+    pub fn slow_after(mut self, n: usize, delay: Duration) -> Self {
+        self.slow = Some((n, delay));
         self
     }
 }
@@ -556,6 +566,14 @@ impl RouteStub {
                     }
                     None => (404, vec![], String::new()),
                 };
+                if let Some(Route {
+                    slow: Some((after, delay)),
+                    ..
+                }) = route
+                    && n > *after
+                {
+                    std::thread::sleep(*delay);
+                }
                 if status == HANG_UP {
                     // Read the request, answer nothing: a lost answer.
                     continue;
