@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond the Rust toolchain, if it is missing:
 # a real Secret Service (gnome-keyring) and a session bus for the keyring
-# tests. Idempotent; does nothing when everything is present.
+# tests; Debian's rustc-web toolchain for the Windows and macOS checks
+# (scripts/cross-check.sh, unless it is skipped). Idempotent; does nothing
+# when everything is present.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/cross-check.sh --install
 
 need_apt=()
 command -v gnome-keyring-daemon >/dev/null || need_apt+=(gnome-keyring)
