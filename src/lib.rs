@@ -17,4 +17,5 @@ pub mod secret;
 pub mod signals;
 pub mod status;
 pub mod store;
+pub mod tls;
 pub mod urls;

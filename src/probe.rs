@@ -1,7 +1,7 @@
 //! `probe: true` of `mcp/authStatus` (SPEC §3.2): one unauthenticated MCP
 //! `initialize` to learn whether a server wants authorization.
 
-use crate::http::root_cause;
+use crate::http::{FetchError, root_cause, send_error};
 use std::time::Duration;
 
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -43,7 +43,10 @@ pub async fn probe(http: &reqwest::Client, url: &str) -> ProbeOutcome {
             return ProbeOutcome::Failed(format!("no answer within {}s", PROBE_TIMEOUT.as_secs()));
         }
         Err(e) => {
-            return ProbeOutcome::Failed(format!("cannot reach the server: {}", root_cause(&e)));
+            return ProbeOutcome::Failed(match send_error(url, &e) {
+                untrusted @ FetchError::Untrusted { .. } => untrusted.to_string(),
+                _ => format!("cannot reach the server: {}", root_cause(&e)),
+            });
         }
     };
     let status = response.status();

@@ -689,8 +689,8 @@ impl App {
             && urls::is_loopback_host(&url)
             && url.path() == loopback::CALLBACK_PATH
         {
-            let delivered = self
-                .http()
+            // Never through a proxy: the listener is on this machine.
+            let delivered = crate::http::loopback_client()
                 .get(url.as_str())
                 .timeout(Duration::from_secs(60))
                 .send()
