@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond the Rust toolchain, if it is missing:
 # a real Secret Service (gnome-keyring) and a session bus for the keyring
-# tests; Debian's rustc-web toolchain for the Windows and macOS checks
-# (scripts/cross-check.sh, unless it is skipped). Idempotent; does nothing
-# when everything is present.
+# tests; openssl for the TLS peer tests' private CA; Debian's rustc-web
+# toolchain for the Windows and macOS checks (scripts/cross-check.sh,
+# unless it is skipped). Idempotent; does nothing when everything is
+# present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ command -v gnome-keyring-daemon >/dev/null || need_apt+=(gnome-keyring)
 command -v dbus-run-session >/dev/null || need_apt+=(dbus-daemon dbus-x11)
 command -v dbus-update-activation-environment >/dev/null || need_apt+=(dbus-bin)
 command -v secret-tool >/dev/null || need_apt+=(libsecret-tools)
+command -v openssl >/dev/null || need_apt+=(openssl)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

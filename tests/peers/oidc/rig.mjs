@@ -3,6 +3,7 @@
 // temp home, with timeouts on everything.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { request as httpsRequestRaw } from 'node:https';
 import { mkdtempSync, rmSync, readFileSync, existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -20,8 +21,35 @@ export const BIN = process.env.MCP_AUTH_SIDECAR_BIN;
 
 // ---------------------------------------------------------------- helpers
 
-/** Starts server.mjs; resolves with its ready line and a stop(). */
-export async function startPeer(env = {}) {
+/**
+ * One request over https trusting only `ca` (the test process was started
+ * before the test CA existed, so NODE_EXTRA_CA_CERTS cannot help it).
+ * Resolves with {status, headers, body} (body parsed as JSON when it is).
+ */
+export function httpsRequest(url, { ca, method = 'GET', headers = {}, body } = {}) {
+  const request = new Promise((resolve, reject) => {
+    const req = httpsRequestRaw(url, { ca, method, headers }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let parsed = text;
+        try {
+          parsed = text ? JSON.parse(text) : null;
+        } catch {}
+        resolve({ status: res.statusCode, headers: res.headers, body: parsed });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+  return withTimeout(request, 10_000, `${method} ${url}`);
+}
+
+/** Starts server.mjs; resolves with its ready line and a stop(). With `ca`,
+ *  its JSON helpers trust that CA (a peer served over https). */
+export async function startPeer(env = {}, { ca } = {}) {
   const proc = spawn(process.execPath, [join(here, 'server.mjs')], {
     env: { ...process.env, ...env, OIDC_EXIT_ON_STDIN_EOF: '1' },
     stdio: ['pipe', 'pipe', 'inherit'],
@@ -37,6 +65,12 @@ export async function startPeer(env = {}) {
   const info = JSON.parse(line);
   return {
     info,
+    async getJson(url) {
+      if (!ca) return getJson(url);
+      const r = await httpsRequest(url, { ca });
+      assert.equal(r.status, 200, `GET ${url}`);
+      return r.body;
+    },
     async stop() {
       proc.kill('SIGTERM');
       await withTimeout(exited, 5_000, 'server.mjs exit').catch(() => proc.kill('SIGKILL'));
@@ -44,13 +78,23 @@ export async function startPeer(env = {}) {
   };
 }
 
-export const asCounts = (peer) => getJson(`${peer.info.asControl}/counts`);
-export const asRequests = (peer) => getJson(`${peer.info.asControl}/requests`);
+export const asCounts = (peer) => peer.getJson(`${peer.info.asControl}/counts`);
+export const asRequests = (peer) => peer.getJson(`${peer.info.asControl}/requests`);
 
-/** A sidecar process on `dirs`, initialized with one server `peer`. */
-export async function startSidecar(dirs, mcpUrl, { storage = 'file' } = {}) {
+/** The variables of the machine's TLS and proxy setup: a test that cares sets
+ *  its own, and no other test inherits them from whoever runs the suite. */
+export const NETWORK_ENV = ['SSL_CERT_FILE', 'SSL_CERT_DIR', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY',
+  'http_proxy', 'ALL_PROXY', 'all_proxy', 'NO_PROXY', 'no_proxy', 'NODE_EXTRA_CA_CERTS', 'NODE_USE_ENV_PROXY'];
+
+/** A sidecar process on `dirs`, initialized with one server `peer`; `env`
+ *  is added to its environment (an `undefined` value removes a variable). */
+export async function startSidecar(dirs, mcpUrl, { storage = 'file', env = {} } = {}) {
+  const base = { ...process.env };
+  for (const name of NETWORK_ENV) delete base[name];
+  const merged = { ...base, ...env };
+  for (const [k, v] of Object.entries(merged)) if (v === undefined) delete merged[k];
   const sidecar = new Sidecar(BIN, {
-    ...process.env,
+    ...merged,
     HOME: dirs.home,
     XDG_CONFIG_HOME: join(dirs.home, '.config'),
     XDG_DATA_HOME: join(dirs.home, '.local', 'share'),
@@ -81,11 +125,12 @@ export async function startSidecar(dirs, mcpUrl, { storage = 'file' } = {}) {
   return sidecar;
 }
 
-/** A peer and a temp home for sidecars, torn down after `t`. */
-export async function scenario(t, peerEnv) {
+/** A peer and a temp home for sidecars, torn down after `t`. `peerOptions`
+ *  go to startPeer. */
+export async function scenario(t, peerEnv, peerOptions) {
   assert.ok(BIN, 'set MCP_AUTH_SIDECAR_BIN to the sidecar binary');
   assert.ok(existsSync(BIN), `MCP_AUTH_SIDECAR_BIN does not exist: ${BIN}`);
-  const peer = await startPeer(peerEnv);
+  const peer = await startPeer(peerEnv, peerOptions);
   const root = mkdtempSync(join(tmpdir(), 'mcp-auth-oidc-peer-'));
   const dirs = {
     home: join(root, 'home'),

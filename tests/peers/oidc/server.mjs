@@ -34,6 +34,9 @@
 //                                 only when the authorization request has prompt=consent
 //                                 (OpenID Connect Core §11);
 //                               "never"
+//   OIDC_TLS_CERT, OIDC_TLS_KEY PEM files: serve both over https with this certificate
+//                               (its CA must then be in NODE_EXTRA_CA_CERTS, for the
+//                               MCP server's own requests to the AS's jwks)
 //   OIDC_VERBOSE=1              log every AS/RS request on stderr
 //   OIDC_EXIT_ON_STDIN_EOF=1    exit when stdin closes (a test runner gives a pipe,
 //                               so a killed runner leaves no server behind)
@@ -58,6 +61,8 @@
 // The logs never hold token values.
 
 import * as http from 'node:http';
+import * as https from 'node:https';
+import { readFileSync } from 'node:fs';
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as jose from 'jose';
 import Provider, { errors as oidcErrors } from 'oidc-provider';
@@ -139,13 +144,18 @@ async function signingKeys() {
 
 // Both listeners are bound before the provider is built: the issuer and the
 // resource identifier contain the ports.
-const asServer = http.createServer();
-const rsServer = http.createServer();
+const tls = process.env.OIDC_TLS_CERT
+  ? { cert: readFileSync(process.env.OIDC_TLS_CERT), key: readFileSync(process.env.OIDC_TLS_KEY) }
+  : null;
+const createServer = () => (tls ? https.createServer(tls) : http.createServer());
+const scheme = tls ? 'https' : 'http';
+const asServer = createServer();
+const rsServer = createServer();
 const asPort = await listen(asServer, Number(process.env.OIDC_AS_PORT || 0));
 const rsPort = await listen(rsServer, Number(process.env.OIDC_RS_PORT || 0));
 
-const issuer = `http://${HOST}:${asPort}`;
-const rsOrigin = `http://${HOST}:${rsPort}`;
+const issuer = `${scheme}://${HOST}:${asPort}`;
+const rsOrigin = `${scheme}://${HOST}:${rsPort}`;
 const resource = `${rsOrigin}/mcp`;
 const prmUrl = `${rsOrigin}/.well-known/oauth-protected-resource/mcp`;
 
