@@ -48,10 +48,19 @@ fn verifier(provider: Arc<CryptoProvider>) -> Result<Arc<dyn ServerCertVerifier>
     match platform {
         Ok(v) => Ok(Arc::new(v)),
         Err(e) => {
-            tracing::warn!(
-                "no certificate store on this machine ({e}); trusting Mozilla's roots \
-                 built into mcp-auth-sidecar (set SSL_CERT_FILE to use your own)"
-            );
+            if std::env::var_os("SSL_CERT_FILE").is_some()
+                || std::env::var_os("SSL_CERT_DIR").is_some()
+            {
+                tracing::warn!(
+                    "SSL_CERT_FILE/SSL_CERT_DIR gave no usable certificate ({e}); trusting \
+                     Mozilla's roots built into mcp-auth-sidecar"
+                );
+            } else {
+                tracing::warn!(
+                    "no certificate store on this machine ({e}); trusting Mozilla's roots \
+                     built into mcp-auth-sidecar (set SSL_CERT_FILE to use your own)"
+                );
+            }
             let roots = rustls::RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             };

@@ -18,8 +18,9 @@ import { join } from 'node:path';
 import * as jose from 'jose';
 import { asCounts, authorize, httpsRequest, initializeMessage, rpc, scenario } from './rig.mjs';
 
-/** A private CA and a certificate for 127.0.0.1/localhost signed by it. */
-function makeCertificates(t) {
+/** A private CA and a certificate for `san` (default 127.0.0.1 and
+ *  localhost) signed by it. */
+function makeCertificates(t, san = 'IP:127.0.0.1,DNS:localhost') {
   const dir = mkdtempSync(join(tmpdir(), 'mcp-auth-tls-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const f = (name) => join(dir, name);
@@ -30,7 +31,7 @@ function makeCertificates(t) {
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
   openssl('req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1');
   writeFileSync(f('server.ext'), [
-    'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    `subjectAltName=${san}`,
     'basicConstraints=critical,CA:FALSE',
     'keyUsage=critical,digitalSignature',
     'extendedKeyUsage=serverAuth',
@@ -167,3 +168,15 @@ test('without SSL_CERT_FILE: the error names the host and says its certificate i
     const counts = await asCounts(s.peer);
     assert.equal(counts.registration, 0, 'nothing reached the AS');
   });
+
+test('a trusted CA but a certificate for another name: the error says so', { timeout: 120_000 }, async (t) => {
+  const certs = makeCertificates(t, 'DNS:mcp.example.invalid');
+  const s = await tlsScenario(t, certs);
+  const sidecar = await s.sidecar({ env: { SSL_CERT_FILE: certs.ca } });
+  const r = await sidecar.call('mcp/authorize', { server: 'peer' });
+  assert.equal(r.error?.code, 1007, JSON.stringify(r));
+  const mcp = authority(s.info.mcp).replace(/\./g, '\\.');
+  assert.match(r.error.message, new RegExp(
+    `the certificate of ${mcp} is not trusted \\(issued for another name\\); SSL_CERT_FILE is ".*ca\\.pem"`,
+  ));
+});
