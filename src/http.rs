@@ -213,9 +213,11 @@ pub async fn get_json(
 /// What a failed `send()` means: a refused certificate, a request that
 /// never left, or an answer that was lost.
 pub fn send_error(url: &str, e: &reqwest::Error) -> FetchError {
-    let url = e.url().map(|u| u.as_str()).unwrap_or(url);
+    // The certificate is that of the URL reqwest was at (after redirects).
+    let at = e.url().map(|u| u.as_str()).unwrap_or(url);
     classify(
         url,
+        at,
         e,
         e.is_connect(),
         std::env::var("SSL_CERT_FILE").ok().as_deref(),
@@ -225,13 +227,14 @@ pub fn send_error(url: &str, e: &reqwest::Error) -> FetchError {
 /// [`send_error`] without reqwest, so it can be tested with any chain.
 fn classify(
     url: &str,
+    at: &str,
     e: &(dyn std::error::Error + 'static),
     connect: bool,
     cert_file: Option<&str>,
 ) -> FetchError {
     if let Some(why) = crate::tls::find_rustls_error(e).and_then(crate::tls::untrusted_reason) {
         return FetchError::Untrusted {
-            authority: authority(url),
+            authority: authority(at),
             why,
             hint: crate::tls::untrusted_hint(cert_file),
         };
@@ -449,7 +452,7 @@ mod tests {
             ),
         ];
         for (url, error, connect, cert_file, want) in table {
-            let got = classify(url, &error, connect, cert_file);
+            let got = classify(url, url, &error, connect, cert_file);
             let text = got.to_string();
             assert!(
                 text.starts_with(want),
