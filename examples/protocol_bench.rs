@@ -195,7 +195,10 @@ fn run() -> Result<()> {
         eprintln!("flood ...");
         let (peak, secs) = flood_all(&all, &init, &opts);
         rows.push(Row::new(
-            format!("flood of {} MiB of {{}} frames: peak RSS, MB", opts.flood_mib),
+            format!(
+                "flood of {} MiB of {{}} frames: peak RSS, MB",
+                opts.flood_mib
+            ),
             "< 64",
             1,
             peak,
