@@ -15,11 +15,15 @@ status=0
 for spec in "2025-11-25:14" "2026-07-28:25"; do
   req=${spec%%:*}
   expected=${spec##*:}
-  out=$(mktemp -d "${TMPDIR:-/tmp}/mcp-auth-conformance.XXXXXX")
+  # The suite's results, replaced on each run (not a temp folder: they
+  # are what to read when a scenario fails).
+  out=$root/target/test-logs/conformance-$req
+  rm -rf "$out" && mkdir -p "$out"
   node "$suite" client --command "node $root/tests/conformance/client.mjs" \
     --requirements "$req" -o "$out" >"$out/summary.txt" 2>"$out/stderr.txt" || true
   echo "conformance --requirements $req (all scenarios, auth and non-auth):"
   grep -E '^(Total|Running)' "$out/summary.txt" | sed 's/^/  /' || true
-  node tests/conformance/check.mjs "$req" "$out" "$expected" || status=1
+  node tests/conformance/check.mjs "$req" "$out" "$expected" ||
+    { status=1; echo "conformance --requirements $req: results in $out"; }
 done
 exit $status

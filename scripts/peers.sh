@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # The idle test measures the keyring mode too: run everything against a
 # throw-away gnome-keyring on a private session bus.
 if [ -z "${MCP_AUTH_SIDECAR_TEST_KEYRING:-}" ]; then
-  exec dbus-run-session -- scripts/with-keyring.sh "$0" "$@"
+  exec scripts/with-keyring.sh "$0" "$@"
 fi
 source scripts/node-env.sh
 

@@ -133,6 +133,18 @@ fn auto_prefers_a_working_keyring_and_reuses_its_key() {
     let _ = GATE;
 }
 
+/// `dbus-run-session` with scripts/with-keyring.sh's bus configuration, so
+/// this bus's socket lands in its scratch folder, not in /tmp.
+fn dbus_run_session() -> Command {
+    let mut cmd = Command::new("dbus-run-session");
+    if let Some(config) = std::env::var_os("MCP_AUTH_TEST_DBUS_CONFIG") {
+        let mut arg = std::ffi::OsString::from("--config-file=");
+        arg.push(config);
+        cmd.arg(arg);
+    }
+    cmd
+}
+
 /// A keyring whose collection exists but is locked (no display, so no
 /// prompt can unlock it): `auto` falls back to `file` quickly, an explicit
 /// `keyring` gets error 1004.
@@ -144,7 +156,7 @@ fn a_locked_keyring_means_file_for_auto_and_1004_for_keyring() {
     let data = env.path("locked-data");
     std::fs::create_dir_all(&data).unwrap();
     // Session 1 creates a password-protected "login" collection.
-    let created = Command::new("dbus-run-session")
+    let created = dbus_run_session()
         .args([
             "--",
             "sh",
@@ -168,7 +180,7 @@ fn a_locked_keyring_means_file_for_auto_and_1004_for_keyring() {
 
     for (storage, expect_ok) in [("auto", true), ("keyring", false)] {
         // Session 2 starts the daemon without unlocking it, then the sidecar.
-        let mut cmd = Command::new("dbus-run-session");
+        let mut cmd = dbus_run_session();
         cmd.args([
             "--",
             "sh",
