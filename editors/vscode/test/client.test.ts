@@ -1,5 +1,5 @@
 // The protocol client against the REAL mcp-auth-sidecar binary
-// (MCP_AUTH_SIDECAR_BIN, default /tmp/sidecar-bin/mcp-auth-sidecar).
+// (MCP_AUTH_SIDECAR_BIN, default this checkout's target/debug/mcp-auth-sidecar).
 
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -10,8 +10,17 @@ export const extensionRoot = resolve(__dirname, '..', '..', '..');
 /** The repository root. */
 export const repoRoot = resolve(extensionRoot, '..', '..');
 
-/** The real sidecar binary: MCP_AUTH_SIDECAR_BIN, default /tmp/sidecar-bin/mcp-auth-sidecar. */
-export const sidecarBin = process.env.MCP_AUTH_SIDECAR_BIN || '/tmp/sidecar-bin/mcp-auth-sidecar';
+/**
+ * The real sidecar binary: MCP_AUTH_SIDECAR_BIN, default the debug build of
+ * this checkout (`cargo build`: $CARGO_TARGET_DIR or <repo>/target).
+ */
+export const sidecarBin =
+  process.env.MCP_AUTH_SIDECAR_BIN ||
+  join(
+    resolve(repoRoot, process.env.CARGO_TARGET_DIR || 'target'),
+    'debug',
+    process.platform === 'win32' ? 'mcp-auth-sidecar.exe' : 'mcp-auth-sidecar',
+  );
 
 /** The test "browser" that follows redirects into the sidecar's loopback listener. */
 export const followJs = join(repoRoot, 'tests', 'conformance', 'follow.mjs');
@@ -21,7 +30,7 @@ export const followBrowser: string[] = [process.execPath, followJs];
 
 export function assertPrerequisites(): void {
   if (!existsSync(sidecarBin)) {
-    throw new Error(`no sidecar binary at ${sidecarBin} (set MCP_AUTH_SIDECAR_BIN)`);
+    throw new Error(`no sidecar binary at ${sidecarBin} (run \`cargo build\` at the repository root, or set MCP_AUTH_SIDECAR_BIN)`);
   }
   if (!existsSync(followJs)) throw new Error(`test browser not found: ${followJs}`);
 }
