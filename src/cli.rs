@@ -188,6 +188,18 @@ async fn until_signal(command: impl Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
+/// Where the commands look for servers: the user's files, and the project
+/// files of the current directory.
+fn inputs(home: &Home) -> Inputs {
+    Inputs {
+        user_home: dirs::home_dir(),
+        sidecar_home: Some(home.root().to_owned()),
+        workspace_folders: std::env::current_dir().into_iter().collect(),
+        discover: true,
+        ..Inputs::default()
+    }
+}
+
 /// The same `App` the protocol builds, configured from the user's files
 /// with the current directory as the workspace.
 async fn open_app(
@@ -199,13 +211,7 @@ async fn open_app(
     let store = Store::open(&home, common.storage)
         .await
         .map_err(|e| e.to_string())?;
-    let inputs = Inputs {
-        user_home: dirs::home_dir(),
-        sidecar_home: Some(home.root().to_owned()),
-        workspace_folders: std::env::current_dir().into_iter().collect(),
-        discover: true,
-        ..Inputs::default()
-    };
+    let inputs = inputs(&home);
     let options = Options {
         opener: Arc::new(browser),
         ..Options::default()
@@ -237,8 +243,16 @@ async fn status(json: bool, probe: bool, common: Common) -> ExitCode {
         let out =
             serde_json::json!({ "servers": statuses, "configProblems": app.config_problems() });
         out_line(&serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else if statuses.is_empty() {
+        out!(
+            "No remote MCP servers configured (storage: {}).",
+            app.storage_mode().as_str()
+        );
+        print_where_servers_come_from();
     } else {
         print_table(&statuses, app.storage_mode().as_str());
+    }
+    if !json {
         for problem in app.config_problems() {
             eprintln!("warning: {problem}");
         }
@@ -335,11 +349,20 @@ async fn logout(server: String, revoke: bool, common: Common) -> ExitCode {
         Err(e) => return fail(&format!("logout failed: {e}")),
     };
     match result {
-        Ok((revoked, _)) => {
-            let how = if revoked {
+        Ok(out) if !out.deleted => {
+            eprintln!(
+                "{name}: not signed in (no tokens stored in {} storage); nothing to do",
+                app.storage_mode().as_str()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(out) => {
+            let how = if out.revoked {
                 "tokens revoked and deleted"
+            } else if revoke {
+                "tokens deleted; not revoked: the authorization server has no revocation endpoint or did not accept it"
             } else {
-                "tokens deleted"
+                "tokens deleted; not revoked (--no-revoke)"
             };
             eprintln!("{name}: signed out ({how})");
             ExitCode::SUCCESS
@@ -365,11 +388,37 @@ async fn token(server: String, min_validity: u64, common: Common) -> ExitCode {
     }
 }
 
+/// For `status` with nothing configured: which files were looked at, what
+/// editors add, and how to add a server.
+fn print_where_servers_come_from() {
+    let Ok(home) = Home::from_env() else { return };
+    let files = ConfigSet::searched_files(&inputs(&home));
+    let list = |project: bool| {
+        for (path, _) in files.iter().filter(|(_, p)| *p == project) {
+            let absent = if path.exists() { "" } else { " (absent)" };
+            out!("  {}{absent}", path.display());
+        }
+    };
+    out!("");
+    out!("Servers come from these files, none of which lists one:");
+    out!(" your files:");
+    list(false);
+    out!(" project files, in the current directory:");
+    list(true);
+    out!(
+        "Editors also pass servers and files of their own (initializationOptions \
+         `servers` and `configFiles`); those are not seen here."
+    );
+    out!("");
+    out!(
+        "To add a server, write it to {}:",
+        home.root().join("servers.json").display()
+    );
+    out!(r#"  {{"mcpServers": {{"example": {{"url": "https://mcp.example.com/mcp"}}}}}}"#);
+    out!("or use its URL directly: mcp-auth-sidecar login https://mcp.example.com/mcp");
+}
+
 fn print_table(statuses: &[ServerStatus], storage: &str) {
-    if statuses.is_empty() {
-        out!("No remote MCP servers configured (storage: {storage}).");
-        return;
-    }
     let name_w = statuses
         .iter()
         .map(|s| s.server.chars().count())

@@ -227,3 +227,104 @@ fn the_header_helper_prints_a_header() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("login"));
 }
+
+/// Issue 11: `status` with nothing configured says where servers come from
+/// and how to add one; no keyring warning where no desktop session runs.
+#[test]
+fn status_with_nothing_configured_says_where_servers_come_from() {
+    let env = Env::new();
+    let out = env
+        .command(false)
+        .arg("status")
+        .current_dir(env.path("ws"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let home = env.path("home");
+    let servers_json = env.sidecar_home().join("servers.json");
+    for expected in [
+        "No remote MCP servers configured".to_owned(),
+        home.join(".cursor/mcp.json").display().to_string(),
+        servers_json.display().to_string(),
+        env.path("ws/.vscode/mcp.json").display().to_string(),
+        env.path("ws/.mcp.json").display().to_string(),
+        "initializationOptions".to_owned(),
+        format!("write it to {}", servers_json.display()),
+        "mcp-auth-sidecar login https://".to_owned(),
+    ] {
+        assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
+    }
+    // `auto` storage without a session bus is the file store, quietly.
+    assert!(text.contains("(storage: file)"), "{text}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !err.contains("keyring") && !err.contains("zbus") && !err.contains("WARN"),
+        "stderr: {err}"
+    );
+}
+
+/// Issue 11: an unknown name says what is configured and that a URL works,
+/// without the protocol's field prefix.
+#[test]
+fn an_unknown_server_name_suggests_a_url() {
+    let env = setup();
+    for command in ["login", "logout", "token"] {
+        let out = env
+            .command(false)
+            .args([command, "gitlab", "--storage", "file"])
+            .current_dir(env.path("ws"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{command}: {out:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.starts_with(
+                "mcp-auth-sidecar: unknown server \"gitlab\"; configured: github, linear;"
+            ),
+            "{command}: {err}"
+        );
+        assert!(err.contains("URL works too (https://"), "{command}: {err}");
+        assert!(!err.contains('`'), "{command}: {err}");
+    }
+    let empty = Env::new();
+    let out = empty
+        .command(false)
+        .args(["token", "gitlab"])
+        .current_dir(empty.path("ws"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no servers are configured"), "{err}");
+    assert!(err.contains("URL works too"), "{err}");
+}
+
+/// Issue 11: `logout` with nothing stored says so; with tokens it says they
+/// were deleted (and that `--no-revoke` did not revoke them).
+#[test]
+fn logout_says_whether_anything_was_signed_out() {
+    let env = setup();
+    let logout = |server: &str| {
+        let out = env
+            .command(false)
+            .args(["logout", server, "--no-revoke"])
+            .current_dir(env.path("ws"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let err = logout("linear");
+    assert!(
+        err.contains("linear: not signed in (no tokens stored in file storage)"),
+        "{err}"
+    );
+    assert!(!err.contains("signed out"), "{err}");
+    let err = logout("github");
+    assert!(
+        err.contains("github: signed out (tokens deleted; not revoked (--no-revoke))"),
+        "{err}"
+    );
+    let err = logout("github");
+    assert!(err.contains("github: not signed in"), "{err}");
+}

@@ -128,3 +128,78 @@ fn the_header_helper_refuses_a_token_that_would_inject() {
         }
     }
 }
+
+/// Issue 11: a bad `initializationOptions` field is named with what it
+/// accepts, never with a Rust type ("untagged enum BrowserOption") and
+/// never with the value, which may be a secret.
+#[test]
+fn bad_initialization_options_name_the_field_and_the_accepted_values() {
+    let env = Env::new();
+    let secret = "sk-live-0123456789";
+    let cases = [
+        (
+            json!({"browser": secret}),
+            "`browser`",
+            "\"auto\", \"none\", or a command",
+        ),
+        (
+            json!({"browser": [secret, 7]}),
+            "`browser`",
+            "\"auto\", \"none\", or a command",
+        ),
+        (
+            json!({"storage": secret}),
+            "`storage`",
+            "\"auto\", \"keyring\", \"file\" or \"memory\"",
+        ),
+        (
+            json!({"discoverConfigFiles": secret}),
+            "`discoverConfigFiles`",
+            "true or false",
+        ),
+        (
+            json!({"configFiles": [secret, 7]}),
+            "`configFiles[1]`",
+            "`configFiles` accepts an array",
+        ),
+        (
+            json!({"authorizationTimeout": secret}),
+            "`authorizationTimeout`",
+            "from 1 to 86400",
+        ),
+        (
+            json!({"callbackHost": secret}),
+            "`callbackHost`",
+            "\"127.0.0.1\", \"::1\" or \"localhost\"",
+        ),
+        (
+            json!({"servers": [secret]}),
+            "`servers`",
+            "an object of server names",
+        ),
+        (json!(secret), "must be an object", "browser"),
+    ];
+    for (options, field, accepted) in cases {
+        let mut s = env.spawn();
+        let e = s.err(
+            "initialize",
+            json!({"processId": null, "capabilities": {}, "initializationOptions": options}),
+        );
+        assert_eq!(e["code"], -32602, "{options}: {e}");
+        let message = e["message"].as_str().unwrap();
+        assert!(message.starts_with("initializationOptions: "), "{message}");
+        assert!(message.contains(field), "{options}: {message}");
+        assert!(message.contains(accepted), "{options}: {message}");
+        for leak in [
+            secret,
+            "enum",
+            "BrowserOption",
+            "StorageChoice",
+            "variant",
+            "u64",
+        ] {
+            assert!(!message.contains(leak), "{options}: {message}");
+        }
+        assert!(!s.stderr().contains(secret), "{}", s.stderr());
+    }
+}

@@ -10,10 +10,19 @@ use std::time::Duration;
 
 const LOCK_BOUND: Duration = Duration::from_secs(60);
 
+/// What a logout did.
+#[derive(Debug)]
+pub struct LoggedOut {
+    /// Every revocation attempted succeeded (false when none was attempted).
+    pub revoked: bool,
+    /// Tokens were stored and are now deleted (false: there were none).
+    pub deleted: bool,
+    /// The new status.
+    pub status: Status,
+}
+
 impl App {
-    /// Returns whether every revocation attempted succeeded (false when none
-    /// was attempted), and the new status.
-    pub async fn logout(&self, name: &str, revoke: bool) -> Result<(bool, Status), Error> {
+    pub async fn logout(&self, name: &str, revoke: bool) -> Result<LoggedOut, Error> {
         let url = self.config_of(name)?.url;
         // A flow of ours waiting for the browser would hold the lock for
         // minutes: signing out ends it.
@@ -26,7 +35,11 @@ impl App {
         let _critical = self.critical_section().await;
         let Some(mut record) = self.reload(&url).await? else {
             self.forget_runtime(name);
-            return Ok((false, self.status(name)));
+            return Ok(LoggedOut {
+                revoked: false,
+                deleted: false,
+                status: self.status(name),
+            });
         };
         let mut revoked = false;
         if let (true, Some(tokens)) = (revoke, &record.tokens) {
@@ -73,7 +86,8 @@ impl App {
         }
         // Local deletion happens whatever revocation did; the registration
         // stays, so signing in again needs no new registration.
-        if record.tokens.take().is_some() {
+        let deleted = record.tokens.take().is_some();
+        if deleted {
             record.revision += 1;
             self.persist(record).await?;
         }
@@ -83,7 +97,11 @@ impl App {
         });
         self.publish_changes();
         tracing::info!(server = %name, revoked, "signed out");
-        Ok((revoked, self.status(name)))
+        Ok(LoggedOut {
+            revoked,
+            deleted,
+            status: self.status(name),
+        })
     }
 
     /// Clears what this instance learned about `name`'s credential.

@@ -27,6 +27,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 pub use authorize::PasteRequest;
 pub use challenge::{Action, ChallengeOutcome};
+pub use logout::LoggedOut;
 
 /// What the app tells its front end, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,11 +295,14 @@ impl App {
         }
         if !urls::looks_like_url(server) {
             let known: Vec<&str> = inner.servers.keys().map(String::as_str).collect();
+            // Read by people (the CLI prints it as is): no field name in
+            // front, and what would work instead.
+            let url_hint = "a server's URL works too (https://…, or http://localhost…)";
             return Err(Error::InvalidParams(if known.is_empty() {
-                format!("`server`: unknown server {server:?} (no servers are configured)")
+                format!("unknown server {server:?}: no servers are configured; {url_hint}")
             } else {
                 format!(
-                    "`server`: unknown server {server:?}; configured: {}",
+                    "unknown server {server:?}; configured: {}; {url_hint}",
                     known.join(", ")
                 )
             }));

@@ -234,6 +234,22 @@ impl ConfigSet {
         files
     }
 
+    /// The files `load` looks for, lowest precedence first, and whether
+    /// each is a project file (of a workspace folder): for telling people
+    /// where servers come from.
+    pub fn searched_files(inputs: &Inputs) -> Vec<(PathBuf, bool)> {
+        let mut files: Vec<(PathBuf, bool)> = if inputs.discover {
+            Self::well_known(inputs)
+                .into_iter()
+                .map(|c| (c.path, c.project.is_some()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        files.extend(inputs.extra_files.iter().map(|p| (p.clone(), false)));
+        files
+    }
+
     /// Blocking, but bounded: files are read on worker threads within
     /// `file::READ_BOUND`. Async callers use [`ConfigSet::load_off_runtime`].
     pub fn load(inputs: &Inputs) -> Self {

@@ -216,27 +216,25 @@ impl Backend {
         let task_app = app.clone();
         let revoke = params.revoke.unwrap_or(true);
         let task_name = name.clone();
-        let (revoked, status) =
-            tokio::spawn(async move { task_app.logout(&task_name, revoke).await })
-                .await
-                .map_err(|e| {
-                    rpc_err(Error::StorageUnavailable(
-                        std::io::Error::other(e.to_string()).into(),
-                    ))
-                })?
-                .map_err(rpc_err)?;
+        let out = tokio::spawn(async move { task_app.logout(&task_name, revoke).await })
+            .await
+            .map_err(|e| {
+                rpc_err(Error::StorageUnavailable(
+                    std::io::Error::other(e.to_string()).into(),
+                ))
+            })?
+            .map_err(rpc_err)?;
         Ok(LogoutResult {
             server: name,
-            revoked,
-            status: ServerStatus::from(&status),
+            revoked: out.revoked,
+            status: ServerStatus::from(&out.status),
         })
     }
 
     async fn start(&self, params: &InitializeParams) -> std::result::Result<Arc<App>, RpcError> {
         let options: InitializationOptions = match params.initialization_options.clone() {
             None | Some(Value::Null) => InitializationOptions::default(),
-            Some(v) => parse_params(v)
-                .map_err(|e| invalid_params(format!("initializationOptions: {e}")))?,
+            Some(v) => parse_initialization_options(v).map_err(invalid_params)?,
         };
         if !options.unknown.is_empty() {
             let keys: Vec<&String> = options.unknown.keys().collect();
@@ -248,7 +246,8 @@ impl Backend {
             .unwrap_or_else(|| "127.0.0.1".into());
         if !crate::oauth::loopback::is_loopback_name(&callback_host) {
             return Err(invalid_params(format!(
-                "initializationOptions: `callbackHost`: {callback_host:?} is not a loopback host"
+                "initializationOptions: `callbackHost` is not a loopback host; it accepts {}",
+                accepted_values("callbackHost").unwrap_or_default()
             )));
         }
         if let Some(t) = options.authorization_timeout
@@ -345,6 +344,69 @@ impl Backend {
         app.watch_store();
         Ok(app)
     }
+}
+
+/// What each `initializationOptions` field accepts (SPEC §3.1), for errors
+/// that name the field and what it takes — never the value, which may hold
+/// a secret, and never a Rust type.
+const OPTION_VALUES: [(&str, &str); 7] = [
+    (
+        "servers",
+        "an object of server names to server entries ({\"url\": \"https://…\", …})",
+    ),
+    (
+        "configFiles",
+        "an array of absolute paths of MCP config files",
+    ),
+    ("discoverConfigFiles", "true or false"),
+    ("storage", "\"auto\", \"keyring\", \"file\" or \"memory\""),
+    (
+        "browser",
+        "\"auto\", \"none\", or a command as an array of strings ([\"firefox\", \"--new-window\"]; the URL is appended)",
+    ),
+    (
+        "callbackHost",
+        "a loopback host: \"127.0.0.1\", \"::1\" or \"localhost\"",
+    ),
+    (
+        "authorizationTimeout",
+        "a whole number of seconds from 1 to 86400",
+    ),
+];
+
+fn accepted_values(field: &str) -> Option<&'static str> {
+    OPTION_VALUES
+        .iter()
+        .find(|(name, _)| *name == field)
+        .map(|(_, accepted)| *accepted)
+}
+
+/// `initializationOptions`, with errors a person can act on: "`browser`
+/// is not valid; it accepts …".
+fn parse_initialization_options(v: Value) -> std::result::Result<InitializationOptions, String> {
+    if !v.is_object() {
+        let fields: Vec<&str> = OPTION_VALUES.iter().map(|(name, _)| *name).collect();
+        return Err(format!(
+            "initializationOptions: must be an object (or null) with any of the fields {}",
+            fields.join(", ")
+        ));
+    }
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let field = path.split(['.', '[']).next().unwrap_or_default();
+        match accepted_values(field) {
+            Some(accepted) if path == field => {
+                format!("initializationOptions: `{field}` is not valid; it accepts {accepted}")
+            }
+            Some(accepted) => format!(
+                "initializationOptions: `{path}` is not valid; `{field}` accepts {accepted}"
+            ),
+            None => format!(
+                "initializationOptions: {}",
+                crate::config::describe_serde_error(&e)
+            ),
+        }
+    })
 }
 
 /// Workspace folders, else the deprecated `rootUri`, as local paths.

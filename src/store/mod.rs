@@ -150,7 +150,13 @@ impl Store {
             StorageChoice::Auto => match Self::open_keyring(home, KEYRING_PROBE_TIMEOUT).await {
                 Ok(store) => Ok(store),
                 Err(StoreError::KeyringUnavailable(why)) => {
-                    tracing::warn!(reason = %why, "keyring unavailable; using the file store");
+                    // Expected wherever no desktop session runs (SSH,
+                    // containers, CI): `auto` means "the keyring when one
+                    // answers", so this is information, not a warning —
+                    // every CLI command would print it otherwise. Every
+                    // status says `storage: file`; an explicit `keyring`
+                    // fails with the reason instead.
+                    tracing::info!(reason = %why, "keyring unavailable; using the file store");
                     Self::open_file(home).await
                 }
                 Err(other) => Err(other),
