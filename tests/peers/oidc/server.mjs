@@ -58,6 +58,8 @@
 //   POST <issuer>/__test/delay?before=MS&after=MS
 //                               delays token responses before or after the AS
 //                               handles them (0 turns a delay off)
+//   <issuer>/__test/held        {held: n}: token requests held back by
+//                               `before` at this moment
 // The logs never hold token values.
 
 import * as http from 'node:http';
@@ -340,11 +342,16 @@ function asCounts() {
 // (nothing is spent yet) or after (a refresh token is already rotated when
 // the client is, say, killed while waiting).
 const tokenDelay = { before: 0, after: 0 };
+// Token requests being held back by `before` right now (GET
+// <issuer>/__test/held): tests wait for a request to be at the AS instead
+// of sleeping and hoping it got there.
+let held = 0;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 provider.use(async (ctx, next) => {
   const delayed = ctx.path === '/token' && ctx.method === 'POST';
   if (delayed && tokenDelay.before) {
-    await sleep(tokenDelay.before);
+    held += 1;
+    await sleep(tokenDelay.before).finally(() => (held -= 1));
     // The client died while the request was held back: as if it never
     // reached the AS, nothing is spent.
     if (ctx.req.socket.destroyed) {
@@ -367,6 +374,7 @@ asServer.on('request', (req, res) => {
   }
   if (path === '/__test/requests' && req.method === 'GET') return sendJson(res, 200, asRequests);
   if (path === '/__test/counts' && req.method === 'GET') return sendJson(res, 200, asCounts());
+  if (path === '/__test/held' && req.method === 'GET') return sendJson(res, 200, { held });
   if (path === '/__test/reset' && req.method === 'POST') {
     asRequests.length = 0;
     rsRequests.length = 0;
