@@ -108,6 +108,10 @@ chmod +x "$cache/bin/cc" "$cache/bin/ar"
 # Debian's cargo and clippy, whatever rustup put first in PATH.
 export RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc CARGO=/usr/bin/cargo
 export RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$cache/target
+# `check` and `clippy` generate no code, so debug info changes nothing but
+# the build hashes: pinned, one cache serves every checkout whatever its
+# [profile.dev] says.
+export CARGO_PROFILE_DEV_DEBUG=true
 export MACOSX_DEPLOYMENT_TARGET=${MACOSX_DEPLOYMENT_TARGET:-11.0}
 unset RUSTUP_TOOLCHAIN RUSTC_WRAPPER RUSTC_WORKSPACE_WRAPPER RUSTFLAGS
 common=(-Zbuild-std=std,panic_abort --all-targets --locked --message-format=short)
