@@ -74,7 +74,9 @@ local function finish()
     out(('statusline %-28s %q'):format(c[1] .. ':', c[2]))
   end
   out(('%d passed, %d failed'):format(passed, failed))
-  os.exit(failed == 0 and 0 or 1)
+  -- :cquit, not os.exit(): Neovim's own exit removes its temp folder
+  -- ($TMPDIR/nvim.<user>/…, with its server socket); os.exit() left it.
+  vim.cmd('cquit! ' .. (failed == 0 and 0 or 1))
 end
 
 if not (MCP_URL and BROWSER and NODE and FOLLOW) then
