@@ -6,6 +6,7 @@
 //! sent or written after that point:
 //! 1. take the credential's exclusive file lock (waits without polling,
 //!    with a bound) — or adopt a token another instance stores meanwhile;
+//!    only from here on does `exit` wait for the transaction;
 //! 2. re-read storage, failing closed: a record that cannot be read stops
 //!    the transaction (the in-memory copy may lag another instance's
 //!    rotation); if another instance already refreshed, adopt its token;
@@ -14,7 +15,9 @@
 //!    connection that never opened, a 503, or the AS's own
 //!    `temporarily_unavailable`/`server_error` answer;
 //! 4. persist atomically — the rotated refresh token is on disk before
-//!    anyone sees the new access token;
+//!    anyone sees the new access token; an answer whose access token cannot
+//!    be handed out still has its rotated refresh token persisted (the one
+//!    sent may be revoked now), and the error is reported;
 //! 5. on `invalid_grant`, re-read (still under the lock, failing closed):
 //!    adopt a token someone else stored meanwhile, else drop the tokens
 //!    (never the registration, never someone else's tokens);
