@@ -20,10 +20,20 @@ fn out_line(line: &str) {
 macro_rules! out {
     ($($arg:tt)*) => { out_line(&format!($($arg)*)) };
 }
+/// `--version`: `mcp-auth-sidecar 0.1.0 (protocol 1)`. The protocol number
+/// is [`crate::rpc::protocol::PROTOCOL_VERSION`], for integrations that
+/// check the binary without starting it.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (protocol ",
+    crate::rpc::protocol::protocol_version!(),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "mcp-auth-sidecar",
-    version,
+    version = VERSION,
     about = "OAuth 2.1 for remote MCP servers, shared by every editor"
 )]
 struct Cli {

@@ -368,7 +368,9 @@ impl LanguageServer for Backend {
         let _ = self.app.set(app);
         Ok(InitializeResult {
             capabilities: ServerCapabilities {
-                experimental: Some(json!({ "mcpAuth": { "version": 1 } })),
+                experimental: Some(
+                    json!({ "mcpAuth": { "version": super::protocol::PROTOCOL_VERSION } }),
+                ),
                 ..ServerCapabilities::default()
             },
             server_info: Some(ServerInfo {

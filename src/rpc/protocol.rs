@@ -6,6 +6,19 @@ use crate::store::StorageChoice;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// The editor protocol's version, once for both places it is announced:
+/// `capabilities.experimental.mcpAuth.version` in the `initialize` result
+/// (SPEC §3.1) and `(protocol N)` in `mcp-auth-sidecar --version`, which
+/// editor integrations read before starting the sidecar (`:checkhealth`).
+/// It changes only with a change that breaks existing integrations.
+macro_rules! protocol_version {
+    () => {
+        1
+    };
+}
+pub(crate) use protocol_version;
+pub const PROTOCOL_VERSION: u32 = protocol_version!();
+
 pub const AUTH_STATUS: &str = "mcp/authStatus";
 pub const AUTHORIZE: &str = "mcp/authorize";
 pub const COMPLETE_AUTHORIZATION: &str = "mcp/completeAuthorization";
