@@ -3,7 +3,7 @@
 local M = {}
 
 ---@class mcp_auth.Options
----@field cmd? string[] sidecar command (default { "mcp-auth-sidecar" })
+---@field cmd? string[] sidecar command (default: the plugin's bin/mcp-auth-sidecar, else mcp-auth-sidecar on $PATH)
 ---@field servers? table<string, table> ServerConfig per name (SPEC §3.1), passed through
 ---@field storage? "auto"|"keyring"|"file"|"memory"
 ---@field browser? "auto"|"none"|string[]
@@ -17,7 +17,7 @@ local M = {}
 ---@field notify_pending? boolean notify the authorization URL (default true)
 
 M.defaults = {
-  cmd = { 'mcp-auth-sidecar' },
+  -- cmd: unset, see mcp_auth.binary (the plugin's bin/ folder, then $PATH)
   autostart = false,
   notify_pending = true,
 }

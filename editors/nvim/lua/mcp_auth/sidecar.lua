@@ -212,10 +212,10 @@ local function initialize_params()
 end
 
 start = function()
-  local cmd = config.options.cmd
+  local cmd = require('mcp_auth.binary').cmd()
   if vim.fn.executable(cmd[1]) ~= 1 then
     phase = 'failed'
-    last_error = ('sidecar command not found: %s (install mcp-auth-sidecar or set opts.cmd)'):format(cmd[1])
+    last_error = ('sidecar command not found: %s (run the plugin\'s build.sh, install mcp-auth-sidecar on $PATH or set opts.cmd)'):format(cmd[1])
     fail_queue({ code = rpc_mod.PROCESS_EXITED, message = last_error })
     on_notification('$/mcpAuth/down', {})
     return
@@ -260,9 +260,10 @@ start = function()
     end
     local caps = result and result.capabilities or {}
     local mcp = caps.experimental and caps.experimental.mcpAuth
-    if not (mcp and mcp.version == 1) then
+    local want = require('mcp_auth.binary').PROTOCOL_VERSION
+    if not (mcp and mcp.version == want) then
       vim.notify(
-        'mcp_auth: the sidecar did not announce capabilities.experimental.mcpAuth.version = 1; continuing',
+        ('mcp_auth: the sidecar did not announce capabilities.experimental.mcpAuth.version = %d; continuing'):format(want),
         vim.log.levels.WARN
       )
     end
