@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The editor integrations against the real sidecar and a real protected MCP
 # server (the MCP SDK's example OAuth server): Neovim headless (from PyPI),
-# the Neovim install path (build step, :checkhealth), and the VS Code
-# extension's mocha suites.
+# the Neovim install path (build step, :checkhealth), the VS Code
+# extension's mocha suites and its platform-specific VSIX.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/node-env.sh
@@ -16,5 +16,11 @@ editors/nvim/tests/install.sh || status=1
 if [ -f editors/vscode/package.json ]; then
   echo "editors: vscode"
   (cd editors/vscode && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm test) || status=1
+  echo "editors: vscode VSIX (package for linux-x64 with the binary, unzip, resolve)"
+  if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ]; then
+    editors/vscode/test/package.sh || status=1
+  else
+    echo "skipped: the VSIX test packages for linux-x64 and runs the binary"
+  fi
 fi
 exit $status

@@ -18,6 +18,7 @@ import {
   type ServerConfig,
   type ServerStatus,
 } from './protocol';
+import { resolveSidecarHere, type SidecarResolution } from './sidecarPath';
 import { StatusBar } from './statusBar';
 
 export { describeError } from './errors';
@@ -36,7 +37,8 @@ export interface Settings {
 export function readSettings(): Settings {
   const c = vscode.workspace.getConfiguration('mcpAuth');
   return {
-    sidecarPath: c.get<string>('sidecarPath', 'mcp-auth-sidecar') || 'mcp-auth-sidecar',
+    // Empty (the default): the bundled binary, else PATH (sidecarPath.ts).
+    sidecarPath: c.get<string>('sidecarPath', '') ?? '',
     servers: c.get<Record<string, ServerConfig>>('servers', {}) ?? {},
     storage: c.get<Settings['storage']>('storage', 'auto'),
     browser: c.get<BrowserOption>('browser', 'auto'),
@@ -45,10 +47,6 @@ export function readSettings(): Settings {
     configFiles: c.get<string[]>('configFiles', []) ?? [],
     logLevel: c.get<string>('logLevel', 'info') || 'info',
   };
-}
-
-function expandHome(p: string): string {
-  return p === '~' || p.startsWith('~/') ? os.homedir() + p.slice(1) : p;
 }
 
 /** The extension's state: one sidecar, the status cache, the UI hooks. */
@@ -75,7 +73,11 @@ export class McpAuthExtension implements vscode.Disposable {
   private disposed = false;
   private outputClosed = false;
 
-  constructor(private readonly version: string) {
+  constructor(
+    private readonly version: string,
+    /** The extension's folder: a platform-specific VSIX has the binary under bin/. */
+    private readonly extensionPath: string,
+  ) {
     this.output = vscode.window.createOutputChannel('MCP Auth');
     this.settings = readSettings();
     this.browser = new BrowserBridge({
@@ -87,7 +89,7 @@ export class McpAuthExtension implements vscode.Disposable {
       },
     });
     this.client = new SidecarClient({
-      command: expandHome(this.settings.sidecarPath),
+      command: this.sidecarCommand(),
       env: this.sidecarEnv(),
       initializeParams: () => this.initializeParams(),
       onShowDocument: (params) => this.browser.showDocument(params),
@@ -117,6 +119,14 @@ export class McpAuthExtension implements vscode.Disposable {
   private append(line: string): void {
     // The sidecar may still write while it shuts down after dispose().
     if (!this.outputClosed) this.output.appendLine(line);
+  }
+
+  /** The executable to start: mcpAuth.sidecarPath when set, else the bundled binary, else PATH. */
+  private sidecarCommand(): string {
+    const r: SidecarResolution = resolveSidecarHere(this.settings.sidecarPath, this.extensionPath, os.homedir());
+    const from = { setting: 'mcpAuth.sidecarPath', bundled: 'bundled with the extension', PATH: 'on PATH', none: 'not found' }[r.source];
+    this.log(`sidecar: ${r.command} (${from})`);
+    return r.command;
   }
 
   private sidecarEnv(): NodeJS.ProcessEnv {
@@ -164,7 +174,7 @@ export class McpAuthExtension implements vscode.Disposable {
   private reloadSettings(): void {
     this.settings = readSettings();
     // A new executable or log level needs a new process.
-    this.client.setLaunch({ command: expandHome(this.settings.sidecarPath), env: this.sidecarEnv() });
+    this.client.setLaunch({ command: this.sidecarCommand(), env: this.sidecarEnv() });
   }
 
   /** Makes sure the sidecar runs (a command after a failure tries again). */
@@ -361,7 +371,7 @@ let current: McpAuthExtension | undefined;
 
 export function activate(context: vscode.ExtensionContext): McpAuthApi {
   const version = (context.extension?.packageJSON as { version?: string } | undefined)?.version ?? '0';
-  const ext = new McpAuthExtension(version);
+  const ext = new McpAuthExtension(version, context.extensionPath);
   current = ext;
   context.subscriptions.push(ext, new StatusBar(ext), ...registerCommands(ext));
   void ext.start();

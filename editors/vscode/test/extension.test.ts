@@ -4,8 +4,8 @@
 // (openExternal, asExternalUri), end to end.
 
 import * as assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import * as stub from './support/vscodeStub';
 import { assertPrerequisites, extensionRoot, freePort, rejection, sidecarBin, tempHome, until, within } from './support/env';
 import { callbackUrlFor, followInBrowser, postInitialize, startExample, type ExampleServer } from './support/exampleServer';
@@ -52,7 +52,7 @@ describe('the VS Code extension (stub vscode, real sidecar)', function () {
     };
   }
 
-  async function activate(extra: Record<string, unknown> = {}): Promise<Activated> {
+  async function activate(extra: Record<string, unknown> = {}, extensionPath?: string): Promise<Activated> {
     stub.reset();
     stub.configure(settings(extra));
     // The "browser": follows the authorization URL in the background (a
@@ -61,7 +61,7 @@ describe('the VS Code extension (stub vscode, real sidecar)', function () {
       void followInBrowser(url).catch(() => undefined);
       return true;
     };
-    const context = stub.extensionContext(packageJSON);
+    const context = stub.extensionContext(packageJSON, extensionPath);
     const api = extension.activate(context);
     const instance = context.subscriptions.find((d) => d instanceof extension.McpAuthExtension) as Activated['instance'];
     const events: ServerStatus[] = [];
@@ -121,7 +121,7 @@ describe('the VS Code extension (stub vscode, real sidecar)', function () {
       'mcpAuth.showStatus': 'MCP Auth: Show Status',
     });
     const props = packageJSON.contributes.configuration.properties;
-    assert.equal(props['mcpAuth.sidecarPath']?.default, 'mcp-auth-sidecar');
+    assert.equal(props['mcpAuth.sidecarPath']?.default, ''); // unset: bundled, then PATH
     assert.deepEqual(props['mcpAuth.servers']?.default, {});
     assert.equal(props['mcpAuth.storage']?.default, 'auto');
     const manifest = packageJSON as unknown as { activationEvents: string[]; main: string };
@@ -334,6 +334,20 @@ describe('the VS Code extension (stub vscode, real sidecar)', function () {
     await statusBarShows(a, '$(shield) MCP: 0/2 signed in');
     assert.match(String(a.item.tooltip), /^second — Not checked$/m);
     assert.notEqual(a.instance.client.pid, firstPid);
+  });
+
+  it('mcpAuth.sidecarPath unset: the binary bundled under bin/<platform>-<arch> runs; set, the setting wins', async () => {
+    const extDir = join(home.home, 'extension');
+    const bundled = join(extDir, 'bin', `${process.platform}-${process.arch}`, 'mcp-auth-sidecar');
+    mkdirSync(dirname(bundled), { recursive: true });
+    symlinkSync(sidecarBin, bundled); // a link: the debug binary is large
+    let a = await activate({ 'mcpAuth.sidecarPath': undefined }, extDir);
+    await statusBarShows(a, '$(shield) MCP: 0/1 signed in');
+    assert.ok(a.output.lines.some((l) => l.endsWith(`sidecar: ${bundled} (bundled with the extension)`)), a.output.lines.join('\n'));
+    await deactivate();
+    a = await activate({}, extDir); // settings() sets mcpAuth.sidecarPath
+    await statusBarShows(a, '$(shield) MCP: 0/1 signed in');
+    assert.ok(a.output.lines.some((l) => l.endsWith(`sidecar: ${sidecarBin} (mcpAuth.sidecarPath)`)), a.output.lines.join('\n'));
   });
 
   it('a missing sidecar binary: error message with "Open Settings", error in the status bar; deactivate is clean', async () => {

@@ -418,9 +418,15 @@ export function registeredCommands(): string[] {
   return [...commandHandlers.keys()];
 }
 
-/** A minimal ExtensionContext: subscriptions and the extension's package.json. */
-export function extensionContext(packageJSON: unknown): vscode.ExtensionContext & { subscriptions: { dispose(): unknown }[] } {
-  return { subscriptions: [], extension: { packageJSON } } as unknown as vscode.ExtensionContext & {
+/**
+ * A minimal ExtensionContext: subscriptions, the extension's package.json and
+ * folder (by default one that does not exist: nothing bundled).
+ */
+export function extensionContext(
+  packageJSON: unknown,
+  extensionPath = '/nonexistent/mcp-auth-sidecar-extension',
+): vscode.ExtensionContext & { subscriptions: { dispose(): unknown }[] } {
+  return { subscriptions: [], extensionPath, extension: { packageJSON, extensionPath } } as unknown as vscode.ExtensionContext & {
     subscriptions: { dispose(): unknown }[];
   };
 }
