@@ -200,6 +200,27 @@ check('no bundled binary: found on $PATH', text:find('found: ' .. DECOY .. ' (on
 check('no bundled binary: says where the build step would put it', text:find('no bundled binary at ' .. bundled, 1, true) ~= nil, text)
 check('no bundled binary: no WARNING or ERROR', #warnings == 0 and #errors == 0, { warnings, errors })
 
+-- setup({ cmd }) wins over a bundled binary.
+assert(vim.uv.fs_rename(real_path, bundled))
+local other = vim.fn.tempname() .. '-mcp-auth-sidecar'
+assert(vim.uv.fs_symlink(bundled, other))
+require('mcp_auth').setup({
+  cmd = { other },
+  servers = { ['local'] = { url = URL } },
+  storage = 'memory',
+  browser = 'none',
+  discover_config_files = false,
+})
+text, errors, warnings = checkhealth('setup cmd')
+check('setup cmd: found it, from setup', text:find('found: ' .. other .. ' (from setup({ cmd }))', 1, true) ~= nil, text)
+check(
+  'setup cmd: says the bundled binary is not used',
+  text:find('setup({ cmd }) is used instead of the bundled binary at ' .. bundled, 1, true) ~= nil,
+  text
+)
+check('setup cmd: the sidecar runs', require('mcp_auth.sidecar').phase() == 'running')
+check('setup cmd: no WARNING or ERROR', #warnings == 0 and #errors == 0, { warnings, errors })
+
 pcall(function()
   require('mcp_auth').stop()
 end)

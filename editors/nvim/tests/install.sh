@@ -78,7 +78,7 @@ s.serve_forever()
 EOF
 python3 "$tmp/server.py" >"$tmp/port" &
 server_pid=$!
-for _ in $(seq 100); do [[ -s "$tmp/port" ]] && break; sleep 0.1; done
+for _ in $(seq 300); do [[ -s "$tmp/port" ]] && break; sleep 0.1; done # 30 s: a loaded machine
 port="$(cat "$tmp/port")"
 [[ -n "$port" ]] || die "the loopback server did not start"
 

@@ -59,7 +59,9 @@ function M.check()
     PATH = 'on $PATH',
   })[found.source]
   health.ok(('found: %s (%s)'):format(exe, from))
-  if found.source == 'PATH' then
+  if found.source == 'setup' and vim.fn.executable(found.bundled) == 1 then
+    health.info(('setup({ cmd }) is used instead of the bundled binary at %s'):format(found.bundled))
+  elseif found.source == 'PATH' then
     health.info(('no bundled binary at %s (the build step puts one there)'):format(found.bundled))
   end
   local version, verr = version_of({ exe })
