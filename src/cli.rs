@@ -1,7 +1,7 @@
 //! The command line (SPEC §8): `serve` (the default) speaks the protocol;
 //! the rest are for terminals and scripts, in the spirit of `gh auth`.
 
-use crate::app::{App, Event, Options};
+use crate::app::{App, Event, Events, Options};
 use crate::browser::Browser;
 use crate::config::{ConfigSet, Inputs};
 use crate::home::Home;
@@ -202,7 +202,7 @@ async fn until_signal(command: impl Future<Output = ExitCode>) -> ExitCode {
 /// with the current directory as the workspace.
 async fn open_app(
     common: &Common,
-    events: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
+    events: Option<Arc<Events>>,
     browser: Browser,
 ) -> Result<Arc<App>, String> {
     let home = Home::from_env().map_err(|e| e.to_string())?;
@@ -263,13 +263,13 @@ async fn login(
     no_browser: bool,
     common: Common,
 ) -> ExitCode {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let events = Arc::new(Events::default());
     let browser = if no_browser {
         Browser::None
     } else {
         Browser::System
     };
-    let app = match open_app(&common, Some(tx), browser).await {
+    let app = match open_app(&common, Some(events.clone()), browser).await {
         Ok(a) => a,
         Err(e) => return fail(&e),
     };
@@ -279,8 +279,8 @@ async fn login(
     };
     // Print the URL when the flow starts; accept pasted callback URLs.
     tokio::spawn(async move {
-        while let Some(event) = rx.recv().await {
-            if let Event::AuthorizationPending { url, .. } = event {
+        loop {
+            if let Event::AuthorizationPending { url, .. } = events.next().await {
                 eprintln!("Open this URL in a browser to authorize:\n\n  {url}\n");
                 eprintln!(
                     "If the browser is on another machine, paste the address it ends on here."

@@ -4,6 +4,7 @@
 
 mod authorize;
 mod challenge;
+mod events;
 mod logout;
 mod refresh;
 mod watch;
@@ -23,19 +24,10 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedSender;
 
 pub use authorize::PasteRequest;
 pub use challenge::{Action, ChallengeOutcome};
-
-/// What the app tells its front end, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A server's status changed (`mcp/authStatusChanged`).
-    Status(Status),
-    /// A browser flow started (`mcp/authorizationPending`).
-    AuthorizationPending { server: String, url: String },
-}
+pub use events::{Event, Events};
 
 /// How this instance runs interactive flows.
 pub struct Options {
@@ -153,7 +145,7 @@ pub struct App {
     /// and time that a sidecar which only answers from memory never needs.
     http: std::sync::OnceLock<reqwest::Client>,
     inner: Mutex<Inner>,
-    events: Option<UnboundedSender<Event>>,
+    events: Option<Arc<Events>>,
     options: Options,
     /// Keeps the store watcher alive (see `watch.rs`).
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
@@ -191,7 +183,7 @@ impl App {
         home: Option<Home>,
         store: Arc<Store>,
         config: ConfigSet,
-        events: Option<UnboundedSender<Event>>,
+        events: Option<Arc<Events>>,
         options: Options,
     ) -> Result<Arc<Self>, Error> {
         let list_store = store.clone();
@@ -453,8 +445,8 @@ impl App {
     }
 
     fn emit(&self, event: Event) {
-        if let Some(tx) = &self.events {
-            let _ = tx.send(event);
+        if let Some(events) = &self.events {
+            events.push(event);
         }
     }
 

@@ -8,7 +8,7 @@ use super::protocol::{
     CompleteAuthorizationParams, HandleChallengeParams, HandleChallengeResult,
     InitializationOptions, LogoutParams, LogoutResult, ServerStatus, parse_params,
 };
-use crate::app::{Action, App, Event, Options};
+use crate::app::{Action, App, Event, Events, Options};
 use crate::browser::{Browser, Opener};
 use crate::config::{ConfigSet, Inputs};
 use crate::error::Error;
@@ -307,11 +307,12 @@ impl Backend {
         };
         let config = ConfigSet::load_off_runtime(inputs).await;
 
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let events = Arc::new(Events::default());
         let client = self.client.clone();
+        let queue = events.clone();
         tokio::spawn(async move {
-            while let Some(event) = rx.recv().await {
-                match event {
+            loop {
+                match queue.next().await {
                     Event::Status(status) => {
                         client
                             .send_notification::<AuthStatusChanged>(ServerStatus::from(&status))
@@ -339,7 +340,7 @@ impl Backend {
         };
         // A memory store shares nothing with other instances: no locks.
         let home = (store.mode() != StorageMode::Memory).then_some(home);
-        let app = App::new(home, Arc::new(store), config, Some(tx), app_options)
+        let app = App::new(home, Arc::new(store), config, Some(events), app_options)
             .await
             .map_err(rpc_err)?;
         app.watch_store();
