@@ -2,7 +2,7 @@
 // JSON-RPC over its stdio (LSP base protocol), matches responses to
 // requests, dispatches notifications and the sidecar's own requests
 // (`window/showDocument`), cancels with `$/cancelRequest`, restarts the
-// process when it crashes, and offers one typed method per SPEC §3.2 request.
+// process when it crashes, and offers one typed method per request of docs/protocol.md#requests.
 //
 // This module must not import `vscode`: it runs in plain Node under mocha
 // against the real binary (test/client.test.ts checks that it loads without
@@ -260,7 +260,7 @@ class Connection {
       };
       const onAbort = () => {
         sendCancel();
-        // The sidecar answers a cancelled request with -32800 (SPEC §3.2);
+        // The sidecar answers a cancelled request with -32800 (docs/protocol.md#errors);
         // that answer settles the promise. Only if it never comes do we
         // give up locally, and say so in the log.
         graceTimer = setTimeout(() => {
@@ -651,7 +651,7 @@ export class SidecarClient {
     };
   }
 
-  // ---- typed requests (SPEC §3.2) ----
+  // ---- typed requests (docs/protocol.md#requests) ----
 
   /** All configured servers, or one; `probe` asks servers in state `unknown`. */
   authStatus(params: AuthStatusParams = {}, options?: RequestOptions): Promise<AuthStatusResult> {

@@ -1,4 +1,4 @@
-// The four commands (SPEC §9). Each takes an optional server name as its
+// The four commands (README.md, "Commands"). Each takes an optional server name as its
 // first argument (for keybindings and other extensions) and asks with a
 // quick pick otherwise.
 

@@ -1,4 +1,4 @@
-// VS Code integration of mcp-auth-sidecar (SPEC §9): starts the sidecar
+// VS Code integration of mcp-auth-sidecar (README.md; docs/protocol.md#integrating-an-editor): starts the sidecar
 // through the vscode-free SidecarClient, keeps a status cache for the
 // status bar, registers the commands and returns the API (api.ts).
 

@@ -133,7 +133,7 @@ export class Emitter<T> {
 }
 
 /**
- * A failed request. `code` is the JSON-RPC error code (SPEC §3.5, e.g. 1001
+ * A failed request. `code` is the JSON-RPC error code (docs/protocol.md#errors, e.g. 1001
  * AuthorizationRequired, -32602 InvalidParams, -32800 RequestCancelled) or,
  * when `local` is true, one of `ClientErrorCodes` made by this client.
  */

@@ -4,7 +4,7 @@ local M = {}
 
 ---@class mcp_auth.Options
 ---@field cmd? string[] sidecar command (default: the plugin's bin/mcp-auth-sidecar, else mcp-auth-sidecar on $PATH)
----@field servers? table<string, table> ServerConfig per name (SPEC §3.1), passed through
+---@field servers? table<string, table> ServerConfig per name (docs/protocol.md#initialization-options), passed through
 ---@field storage? "auto"|"keyring"|"file"|"memory"
 ---@field browser? "auto"|"none"|string[]
 ---@field config_files? string[] -> initializationOptions.configFiles
@@ -128,7 +128,7 @@ function M.set(opts)
   return problems
 end
 
---- initializationOptions for the sidecar (SPEC §3.1); unset keys are left out
+--- initializationOptions for the sidecar (docs/protocol.md#initialization-options); unset keys are left out
 --- so the sidecar's defaults apply.
 ---@return table
 function M.init_options()

@@ -13,7 +13,7 @@ local status = require('mcp_auth.status')
 
 local M = {}
 
---- Error codes of SPEC §3.5.
+--- Error codes (docs/protocol.md#errors).
 M.errors = {
   AuthorizationRequired = 1001,
   AuthorizationFailed = 1002,

@@ -1,4 +1,4 @@
---- Cache of ServerStatus objects (SPEC §3.4), fed by mcp/authStatusChanged
+--- Cache of ServerStatus objects (docs/protocol.md#serverstatus), fed by mcp/authStatusChanged
 --- notifications and by request results; the status line reads only this.
 local M = {}
 
