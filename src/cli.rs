@@ -1,4 +1,4 @@
-//! The command line (SPEC §8): `serve` (the default) speaks the protocol;
+//! The command line (docs/protocol.md#command-line): `serve` (the default) speaks the protocol;
 //! the rest are for terminals and scripts, in the spirit of `gh auth`.
 
 use crate::app::{App, Event, Events, Options};
@@ -142,7 +142,7 @@ pub fn main() -> ExitCode {
             // The stdin reader may still be blocked in a read that will
             // never return (the editor kept stdin open); exiting the process
             // is the only way to honour "after `exit` the process ends at
-            // once" (SPEC §3.1).
+            // once" (docs/protocol.md#transport-and-lifecycle).
             std::process::exit(0);
         }
         Command::Status {

@@ -31,9 +31,10 @@ pub use events::{Event, Events};
 
 /// How this instance runs interactive flows.
 pub struct Options {
-    /// Loopback host for redirect URIs (SPEC §3.1 `callbackHost`).
+    /// Loopback host for redirect URIs (docs/protocol.md#initialization-options `callbackHost`).
     pub callback_host: String,
-    /// How long a browser flow may take (SPEC §7: 5 minutes).
+    /// How long a browser flow may take (`authorizationTimeout`, default 5
+    /// minutes: docs/protocol.md#mcpauthorize).
     pub flow_timeout: Duration,
     pub opener: Arc<dyn Opener>,
 }
@@ -73,10 +74,10 @@ struct Runtime {
     /// Why the credential went away (a refused refresh token), shown with
     /// `unauthenticated`.
     notice: Option<String>,
-    /// The last failure that is not "authorize again" (SPEC §3.4 `error`).
+    /// The last failure that is not "authorize again" (`error` in docs/protocol.md#serverstatus).
     failure: Option<String>,
     /// Fingerprints of access tokens a server rejected: never handed out
-    /// again (SPEC §3.2 `mcp/handleChallenge`).
+    /// again (docs/protocol.md#mcphandlechallenge).
     rejected: HashSet<String>,
     /// When recent authorizations completed, for the 3-attempt bound.
     authorizations: Vec<Instant>,
@@ -119,8 +120,8 @@ impl Entry {
 struct Inner {
     servers: BTreeMap<String, Entry>,
     /// Stored records by server URL: the in-memory view status and token
-    /// requests are served from (SPEC §5: the keyring is not touched per
-    /// request).
+    /// requests are served from (docs/protocol.md#storage-and-locking: the
+    /// keyring is not touched per request).
     records: HashMap<String, CredentialRecord>,
     /// Problems with configuration files, shown in status messages.
     config_problems: Vec<ConfigProblem>,
@@ -163,7 +164,7 @@ pub struct App {
     closed: Mutex<Option<tokio::sync::OwnedRwLockWriteGuard<()>>>,
 }
 
-/// A valid access token handed to the editor (SPEC §3.2 `mcp/accessToken`).
+/// A valid access token handed to the editor (docs/protocol.md#mcpaccesstoken).
 #[derive(Debug, Clone)]
 pub struct AccessToken {
     pub server: String,
@@ -252,12 +253,13 @@ impl App {
         self.critical.clone().read_owned().await
     }
 
-    /// Waits (at most `bound`) for every critical transaction to finish:
-    /// called before the process ends, so a closing editor never strands a
-    /// spent refresh token or a half-done logout (SPEC §6). Once drained,
-    /// the hold is kept: a transaction that would start now waits until
-    /// the process is gone, having sent nothing. Calling it again (`exit`
-    /// after `shutdown`) returns at once.
+    /// Waits (at most `bound`) for every critical transaction to finish: called
+    /// before the process ends, so a closing editor never strands a spent
+    /// refresh token or a half-done logout
+    /// (ARCHITECTURE.md#the-refresh-transaction-and-locking). Once drained, the
+    /// hold is kept: a transaction that would start now waits until the process
+    /// is gone, having sent nothing. Calling it again (`exit` after `shutdown`)
+    /// returns at once.
     pub async fn drain(&self, bound: Duration) {
         if self
             .closed
@@ -278,7 +280,7 @@ impl App {
     }
 
     /// Resolves a `server` parameter: a configured name, or an https URL
-    /// (http on loopback) for an ad-hoc server (SPEC §3.2).
+    /// (http on loopback) for an ad-hoc server (docs/protocol.md#naming-a-server).
     pub fn resolve(&self, server: &str) -> Result<String, Error> {
         let mut inner = self.lock();
         if inner.servers.contains_key(server) {
@@ -398,7 +400,7 @@ impl App {
         .await;
     }
 
-    /// A currently valid access token (SPEC §3.2 `mcp/accessToken`): from
+    /// A currently valid access token (docs/protocol.md#mcpaccesstoken): from
     /// memory, never one a server rejected, never one expiring within
     /// `min_validity`.
     pub fn access_token(&self, name: &str, min_validity: Duration) -> Result<AccessToken, Error> {

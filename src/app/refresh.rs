@@ -1,5 +1,5 @@
-//! Keeping tokens fresh (SPEC §6): one refresh transaction per credential,
-//! across every running instance.
+//! Keeping tokens fresh (ARCHITECTURE.md#the-refresh-transaction-and-locking):
+//! one refresh transaction per credential, across every running instance.
 //!
 //! The transaction, top to bottom (see [`App::refresh_steps`]); each step
 //! logs one line (`refresh N/6: …`) and any failure ends it with nothing
@@ -34,7 +34,7 @@
 //!   the grant (`invalid_grant` → `unauthenticated`, authorize again). An
 //!   AS with a reuse grace period accepts it.
 //! - A process killed between step 3 and step 4 loses the rotated token
-//!   the same way (SPEC §6); the lock is released by the kernel and the
+//!   the same way; the lock is released by the kernel and the
 //!   stored record stays whole.
 //! - A 503 that a gateway sent after the AS processed the request would be
 //!   retried; RFC 9110 §15.6.4 means "not handled", and we take it at its
@@ -126,7 +126,7 @@ impl App {
         }
         // A browser flow holds the credential for minutes: while one runs,
         // a token that is still valid is handed out instead of waiting
-        // (SPEC §3.1: token requests never wait for an authorization).
+        // (docs/protocol.md#mcpaccesstoken: token requests never wait for an authorization).
         let flow_running = self
             .with_runtime(name, |rt| rt.authorizing || rt.authorizing_elsewhere)
             .unwrap_or(false);

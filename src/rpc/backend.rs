@@ -159,8 +159,9 @@ impl Backend {
             )));
         }
         let min = Duration::from_secs_f64(min);
-        // From memory whenever it can be (SPEC §3.1: never behind anything
-        // that waits); only a refresh counts as waiting on the network.
+        // From memory whenever it can be
+        // (docs/protocol.md#transport-and-lifecycle: never behind anything that
+        // waits); only a refresh counts as waiting on the network.
         let token = match app.access_token(&name, min) {
             Ok(token) => token,
             Err(e) if !app.refreshable(&name) => return Err(rpc_err(e)),
@@ -212,7 +213,7 @@ impl Backend {
         let name = app.resolve(&params.server).map_err(rpc_err)?;
         // Revocation may already have happened when the request is
         // cancelled (or the editor shuts down): finish, so the local
-        // deletion is never skipped (SPEC §3.2).
+        // deletion is never skipped (docs/protocol.md#mcplogout).
         let task_app = app.clone();
         let revoke = params.revoke.unwrap_or(true);
         let task_name = name.clone();
