@@ -1,4 +1,4 @@
-//! SPEC §8 `status [--json]`: the same view as `mcp/authStatus`.
+//! docs/protocol.md#command-line `status [--json]`: the same view as `mcp/authStatus`.
 
 mod common;
 
@@ -108,7 +108,7 @@ fn version_names_the_protocol() {
     assert_eq!(mcp_auth_sidecar::rpc::protocol::PROTOCOL_VERSION, 1);
 }
 
-/// SPEC §8 `login` over SSH: the URL is printed, the browser is elsewhere,
+/// docs/protocol.md#command-line `login` over SSH: the URL is printed, the browser is elsewhere,
 /// the callback URL is pasted on stdin; then `token` prints the token.
 #[test]
 fn login_accepts_a_pasted_callback_and_token_prints_it() {

@@ -1,7 +1,9 @@
-//! SPEC §6 failure handling against a loopback stand-in authorization server
-//! whose token endpoint changes its answer after the authorization: what a
-//! real server does only when something goes wrong. (Rotation, locking and
-//! the herd are tested against oidc-provider in tests/peers/oidc.)
+//! Refresh failure handling
+//! (ARCHITECTURE.md#the-refresh-transaction-and-locking) against a loopback
+//! stand-in authorization server whose token endpoint changes its answer after
+//! the authorization: what a real server does only when something goes wrong.
+//! (Rotation, locking and the herd are tested against oidc-provider in
+//! tests/peers/oidc.)
 
 mod common;
 
@@ -88,8 +90,8 @@ fn an_http_200_error_body_is_the_oauth_error_it_names() {
     s.shutdown();
 }
 
-/// SPEC §5: a refresh that returns no new refresh token keeps the old one,
-/// and the next refresh still works.
+/// ARCHITECTURE.md#credentials-on-disk: a refresh that returns no new refresh
+/// token keeps the old one, and the next refresh still works.
 #[test]
 fn a_refresh_without_a_new_refresh_token_keeps_the_old_one() {
     let env = Env::new();
