@@ -8,8 +8,9 @@ use serde_json::{Map, Value};
 
 /// The editor protocol's version, once for both places it is announced:
 /// `capabilities.experimental.mcpAuth.version` in the `initialize` result
-/// (SPEC §3.1) and `(protocol N)` in `mcp-auth-sidecar --version`, which
-/// editor integrations read before starting the sidecar (`:checkhealth`).
+/// (docs/protocol.md#capability-negotiation) and `(protocol N)` in
+/// `mcp-auth-sidecar --version`, which editor integrations read before
+/// starting the sidecar (`:checkhealth`).
 /// It changes only with a change that breaks existing integrations.
 macro_rules! protocol_version {
     () => {
