@@ -349,7 +349,7 @@ fn exit_does_not_wait_for_a_refresh_queued_behind_another_instance() {
         None,
         Route::json("POST", "/token", 200, short_tokens()),
     );
-    let (mut a, _flow) = expired_and_held_by_a_browser_flow(&env, &as_);
+    let (a, _flow) = expired_and_held_by_a_browser_flow(&env, &as_);
     let options = held_options(&format!("{}/mcp", as_.base));
     let mut cmd = env.command(false);
     cmd.env("MCP_AUTH_SIDECAR_LOG", "mcp_auth_sidecar=debug");
