@@ -286,14 +286,18 @@ local ok_run, err_run = xpcall(function()
   check('statusline highlight is McpAuthWarn', mcp_auth.highlight() == 'McpAuthWarn', mcp_auth.highlight())
   local s = mcp_auth.status(SERVER)
   check('cached state is unauthenticated', s and s.state == 'unauthenticated', s)
-  local tok, terr, raw = await(REQUEST_MS, function(cb)
+  local terr, tok = await(REQUEST_MS, function(cb)
     mcp_auth.token(SERVER, cb)
   end)
-  check('token() before authorization fails with 1001', tok == nil and raw and raw.code == 1001, { tok, terr, raw })
-  local hdrs, herr = await(REQUEST_MS, function(cb)
+  check('token() before authorization: cb(err) with err.code 1001', tok == nil and type(terr) == 'table' and terr.code == 1001, { terr, tok })
+  check('the error object: tostring(err) is its message', terr and type(terr.message) == 'string' and tostring(terr) == terr.message, terr)
+  check('the error object carries the ServerStatus as data', terr and type(terr.data) == 'table' and terr.data.server == SERVER, terr)
+  local herr, hdrs = await(REQUEST_MS, function(cb)
     mcp_auth.headers(SERVER, cb)
   end)
-  check('headers() before authorization fails', hdrs == nil and type(herr) == 'string', { hdrs, herr })
+  check('headers() before authorization: cb(err) with err.code 1001', hdrs == nil and herr and herr.code == 1001, { herr, hdrs })
+  local shdrs, sherr = mcp_auth.headers_sync(SERVER, REQUEST_MS)
+  check('headers_sync() before authorization returns nil, err', shdrs == nil and sherr and sherr.code == 1001, { shdrs, sherr })
 
   -------------------------------------------------------------------------
   out('# :McpAuth authorize (browser command from the browser option)')
@@ -320,22 +324,29 @@ local ok_run, err_run = xpcall(function()
   s = mcp_auth.status(SERVER)
   check('cached status: authorized, storage file', s and s.state == 'authorized' and s.storage == 'file', s)
 
-  local token, err, result = await(REQUEST_MS, function(cb)
+  local err, token, result = await(REQUEST_MS, function(cb)
     mcp_auth.token(SERVER, cb)
   end)
-  check('token() returns an access token', type(token) == 'string' and #token > 0, { token = token and '<redacted>', err = err })
-  check('token() passes the mcp/accessToken result', result and result.tokenType == 'Bearer' and result.server == SERVER, result)
+  check('token(): cb(nil, token)', err == nil and type(token) == 'string' and #token > 0, { token = token and '<redacted>', err = err })
+  check('token() passes the mcp/accessToken result third', result and result.tokenType == 'Bearer' and result.server == SERVER,
+    result and { tokenType = result.tokenType, server = result.server })
   if token then
     token_accepted(token, 'token()')
   end
   local headers
-  headers, err = await(REQUEST_MS, function(cb)
+  err, headers = await(REQUEST_MS, function(cb)
     mcp_auth.headers(SERVER, cb)
   end)
-  check('headers() returns { Authorization = "Bearer <token>" }', headers and headers.Authorization == 'Bearer ' .. tostring(token),
+  check('headers(): cb(nil, { Authorization = "Bearer <token>" })', err == nil and headers and headers.Authorization == 'Bearer ' .. tostring(token),
     { has_headers = headers ~= nil, err = err })
   local sync_token = mcp_auth.token_sync(SERVER, REQUEST_MS)
   check('token_sync() returns the same token', sync_token == token)
+  local sync_headers, sync_err = mcp_auth.headers_sync(SERVER, REQUEST_MS)
+  check('headers_sync() returns the same headers', sync_err == nil and sync_headers and sync_headers.Authorization == 'Bearer ' .. tostring(token))
+  local rerr, rres = await(REQUEST_MS, function(cb)
+    mcp_auth.request('mcp/authStatus', { server = SERVER }, cb)
+  end)
+  check('request(): cb(nil, result) with the raw result', rerr == nil and rres and rres.servers and rres.servers[1].server == SERVER, { rerr, rres })
 
   checkhealth('authorized')
   s = mcp_auth.status(SERVER)
@@ -359,10 +370,11 @@ local ok_run, err_run = xpcall(function()
     end),
     { sidecar.phase(), sidecar.pid(), old_pid }
   )
-  local list = await(REQUEST_MS, function(cb)
+  local lerr0, list = await(REQUEST_MS, function(cb)
     mcp_auth.refresh(cb)
   end)
-  check('the new sidecar reports the stored credential (authorized)', list and list[1] and list[1].state == 'authorized', list)
+  check('refresh(): cb(nil, servers); the new sidecar reports the stored credential (authorized)',
+    lerr0 == nil and list and list[1] and list[1].state == 'authorized', { lerr0, list })
   local token2 = mcp_auth.token_sync(SERVER, REQUEST_MS)
   check('token() works after the restart', type(token2) == 'string' and #token2 > 0)
   if token2 then
@@ -382,10 +394,10 @@ local ok_run, err_run = xpcall(function()
     end),
     notes
   )
-  tok, terr, raw = await(REQUEST_MS, function(cb)
+  terr, tok = await(REQUEST_MS, function(cb)
     mcp_auth.token(SERVER, cb)
   end)
-  check('token() after logout fails with 1001', tok == nil and raw and raw.code == 1001, { tok, terr, raw })
+  check('token() after logout fails with 1001', tok == nil and terr and terr.code == 1001, { terr, tok })
 
   -------------------------------------------------------------------------
   out('# browser "auto": the sidecar asks Neovim with window/showDocument → vim.ui.open')
@@ -397,17 +409,17 @@ local ok_run, err_run = xpcall(function()
   end
   mcp_auth.setup(vim.tbl_extend('force', base_opts, { browser = 'auto' }))
   check('setup() again stopped the old sidecar', sidecar.phase() == 'stopped', sidecar.phase())
-  local st, aerr = await(AUTHORIZE_MS, function(cb)
+  local aerr, st = await(AUTHORIZE_MS, function(cb)
     mcp_auth.authorize(SERVER, cb)
   end)
-  check('authorize() through window/showDocument succeeds', st and st.state == 'authorized', { st, aerr })
+  check('authorize() through window/showDocument: cb(nil, status) authorized', aerr == nil and st and st.state == 'authorized', { aerr, st })
   check('vim.ui.open got the authorization URL', #opened == 1 and opened[1] == mcp_auth.pending_url(SERVER), opened)
   check('statusline "MCP ok"', mcp_auth.statusline() == 'MCP ok', mcp_auth.statusline())
   vim.ui.open = real_open
-  local lres, lerr = await(REQUEST_MS, function(cb)
+  local lerr, lres = await(REQUEST_MS, function(cb)
     mcp_auth.logout(SERVER, cb)
   end)
-  check('logout() returns the new status', lres and lres.status and lres.status.state == 'unauthenticated', { lres, lerr })
+  check('logout(): cb(nil, result) with the new status', lerr == nil and lres and lres.status and lres.status.state == 'unauthenticated', { lerr, lres })
   check('statusline "MCP needs auth" after logout()', mcp_auth.statusline() == 'MCP needs auth', mcp_auth.statusline())
 
   -------------------------------------------------------------------------
@@ -456,10 +468,10 @@ local ok_run, err_run = xpcall(function()
 
   -------------------------------------------------------------------------
   out('# browser "auto" over SSH without a display: no vim.ui.open, :McpAuth paste <server> <url>')
-  lres, lerr = await(REQUEST_MS, function(cb)
+  lerr, lres = await(REQUEST_MS, function(cb)
     mcp_auth.logout(SERVER, cb)
   end)
-  check('logout() before the SSH case', lres and lres.status and lres.status.state == 'unauthenticated', { lres, lerr })
+  check('logout() before the SSH case', lres and lres.status and lres.status.state == 'unauthenticated', { lerr, lres })
   local saved_env = { SSH_CONNECTION = vim.env.SSH_CONNECTION, DISPLAY = vim.env.DISPLAY, WAYLAND_DISPLAY = vim.env.WAYLAND_DISPLAY }
   vim.env.SSH_CONNECTION = '192.0.2.1 50000 192.0.2.2 22'
   vim.env.DISPLAY = nil
@@ -496,6 +508,38 @@ local ok_run, err_run = xpcall(function()
   end
 
   -------------------------------------------------------------------------
+  out('# cancelling an authorization: the callback gets err.code -32800 (vim.lsp.rpc drops such answers)')
+  mcp_auth.setup(vim.tbl_extend('force', base_opts, { browser = 'none' }))
+  local pending_before_cancel = mcp_auth.pending_url(SERVER)
+  local cancel_err, cancel_res, cancel_calls = nil, nil, 0
+  mcp_auth.authorize(SERVER, function(e, r_)
+    cancel_calls = cancel_calls + 1
+    cancel_err, cancel_res = e, r_
+  end, { force = true })
+  check(
+    'forced authorization announced its URL',
+    wait(REQUEST_MS, function()
+      local u = mcp_auth.pending_url(SERVER)
+      return u ~= nil and u ~= pending_before_cancel
+    end)
+  )
+  check('cancel() finds the request', mcp_auth.cancel(SERVER) == true)
+  check(
+    'the authorize callback ran once with err.code -32800 (RequestCancelled)',
+    wait(REQUEST_MS, function()
+      return cancel_calls > 0
+    end) and cancel_calls == 1 and cancel_err and cancel_err.code == mcp_auth.errors.RequestCancelled and cancel_res == nil,
+    { calls = cancel_calls, err = cancel_err }
+  )
+  wait(300, function()
+    return false
+  end)
+  check('…and only once', cancel_calls == 1, cancel_calls)
+  check('no longer authorizing', not mcp_auth.is_authorizing(SERVER))
+  ok, line = statusline_becomes('MCP ok', REQUEST_MS)
+  check('statusline back to "MCP ok" (the stored tokens stay)', ok, line)
+
+  -------------------------------------------------------------------------
   out('# another process logs out (the CLI): the statusline follows by notification alone')
   local requests_before = requests_sent
   local cli = vim.system({ BIN, 'logout', '--storage', 'file', MCP_URL }, { text = true }):wait(REQUEST_MS)
@@ -511,11 +555,16 @@ local ok_run, err_run = xpcall(function()
   end
   check('mcp/authStatusChanged notifications carried authorizing, authorized and unauthenticated',
     seen.authorizing and seen.authorized and seen.unauthenticated, notified_states)
-  tok, terr, raw = await(REQUEST_MS, function(cb)
+  terr, tok = await(REQUEST_MS, function(cb)
     mcp_auth.token(SERVER, cb)
   end)
-  check('token() after the other process logged out fails with 1001', tok == nil and raw and raw.code == 1001,
-    { tok, terr, raw })
+  check('token() after the other process logged out fails with 1001', tok == nil and terr and terr.code == 1001,
+    { terr, tok })
+  local cerr, cres = await(REQUEST_MS, function(cb)
+    mcp_auth.handle_challenge(SERVER, 401, 'Bearer realm="mcp"', cb)
+  end)
+  check('handle_challenge(): cb(nil, result) with action "authorize" when logged out',
+    cerr == nil and cres and cres.action == 'authorize', { cerr, cres })
   checkhealth('logged out')
 
   local errors = vim.tbl_filter(function(n)
@@ -526,10 +575,11 @@ local ok_run, err_run = xpcall(function()
   -------------------------------------------------------------------------
   out('# a missing sidecar binary is reported, not fatal')
   mcp_auth.setup(vim.tbl_extend('force', base_opts, { cmd = { '/nonexistent/mcp-auth-sidecar' } }))
-  tok, terr = await(REQUEST_MS, function(cb)
+  terr, tok = await(REQUEST_MS, function(cb)
     mcp_auth.token(SERVER, cb)
   end)
-  check('token() reports the missing binary', tok == nil and type(terr) == 'string' and terr:find('not found', 1, true) ~= nil, terr)
+  check('token() reports the missing binary: cb(err) with SidecarUnavailable',
+    tok == nil and terr and terr.code == mcp_auth.errors.SidecarUnavailable and tostring(terr):find('not found', 1, true) ~= nil, terr)
   check('statusline "MCP error"', mcp_auth.statusline() == 'MCP error', mcp_auth.statusline())
 end, debug.traceback)
 

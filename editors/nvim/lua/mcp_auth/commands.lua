@@ -53,9 +53,9 @@ function M.describe(s, opts)
 end
 
 local function show_status(server)
-  api().refresh(function(list, err)
+  api().refresh(function(err, list)
     if err then
-      say('status failed: ' .. err, ERROR)
+      say('status failed: ' .. tostring(err), ERROR)
       return
     end
     if not list or #list == 0 then
@@ -109,9 +109,9 @@ local function with_server(server, prompt, filter, fn)
   if #cached > 0 then
     choose(cached)
   else
-    api().refresh(function(list, err)
+    api().refresh(function(err, list)
       if err then
-        say(err, ERROR)
+        say(tostring(err), ERROR)
         return
       end
       choose(list or {})
@@ -144,12 +144,12 @@ local function authorize(server, force)
       return
     end
     say(('authorizing %s…'):format(name))
-    api().authorize(name, function(s, err, raw)
+    api().authorize(name, function(err, s)
       if err then
-        if raw and raw.code == api().errors.RequestCancelled then
+        if err.code == api().errors.RequestCancelled then
           say(('authorization of %s cancelled'):format(name))
         else
-          say(('authorizing %s failed: %s'):format(name, err), ERROR)
+          say(('authorizing %s failed: %s'):format(name, tostring(err)), ERROR)
         end
         return
       end
@@ -166,9 +166,9 @@ local function logout(server, no_revoke)
     if no_revoke then
       opts.revoke = false
     end
-    api().logout(name, function(result, err)
+    api().logout(name, function(err, result)
       if err then
-        say(('logout of %s failed: %s'):format(name, err), ERROR)
+        say(('logout of %s failed: %s'):format(name, tostring(err)), ERROR)
         return
       end
       say(('logged out of %s (%s)'):format(name, result.revoked and 'tokens revoked' or 'local tokens deleted, not revoked'))
@@ -177,9 +177,9 @@ local function logout(server, no_revoke)
 end
 
 local function complete_with(name, url)
-  api().complete_authorization(name, url, function(s, err)
+  api().complete_authorization(name, url, function(err, s)
     if err then
-      say(('completing the authorization of %s failed: %s'):format(name, err), ERROR)
+      say(('completing the authorization of %s failed: %s'):format(name, tostring(err)), ERROR)
       return
     end
     say(summary(name, s))

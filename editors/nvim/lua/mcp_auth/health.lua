@@ -101,8 +101,8 @@ function M.check()
   health.start('mcp_auth: sidecar process')
   local was = sidecar.phase()
   local servers, err, done = nil, nil, false
-  mcp_auth.refresh(function(list, e)
-    servers, err, done = list, e, true
+  mcp_auth.refresh(function(e, list)
+    err, servers, done = e, list, true
   end)
   vim.wait(15000, function()
     return done
@@ -112,7 +112,7 @@ function M.check()
     return
   end
   if err then
-    health.error('mcp/authStatus failed: ' .. err, { ':McpAuth log shows its output' })
+    health.error('mcp/authStatus failed: ' .. tostring(err), { ':McpAuth log shows its output' })
     return
   end
   local info = sidecar.server_info and sidecar.server_info.serverInfo

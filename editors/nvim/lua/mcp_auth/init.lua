@@ -1,8 +1,11 @@
 --- mcp_auth: Neovim client of mcp-auth-sidecar (OAuth for remote MCP servers).
 ---
---- Public API (also documented in :help mcp_auth-api):
+--- Public API (also documented in :help mcp_auth-api). Every callback is
+--- cb(err, result): err is nil or { code, message, data } (tostring(err) is
+--- the message), result the value.
 ---   setup(opts), statusline(opts), highlight(), status(), refresh(cb),
 ---   token(server, cb, opts), headers(server, cb, opts), token_sync(server, timeout_ms),
+---   headers_sync(server, timeout_ms),
 ---   authorize(server, cb, opts), complete_authorization(server, url, cb),
 ---   logout(server, cb, opts), handle_challenge(server, status, www_authenticate, cb),
 ---   cancel(server), pending_url(server), servers(), request(method, params, cb),
@@ -26,6 +29,11 @@ M.errors = {
   InvalidParams = -32602,
   SidecarUnavailable = require('mcp_auth.rpc').PROCESS_EXITED,
 }
+
+---@class mcp_auth.Error
+---@field code integer JSON-RPC error code (M.errors)
+---@field message string what happened, for a human
+---@field data any the error's data (often a ServerStatus)
 
 local pending_urls = {} ---@type table<string, string>
 local inflight = {} ---@type table<string, table>  server -> authorize request handle
@@ -58,8 +66,23 @@ function M.format_error(err)
   return msg
 end
 
+local error_mt = {
+  __tostring = function(e)
+    return e.message
+  end,
+}
+
+--- The error object given to callbacks: the JSON-RPC error's code and data,
+--- and a human message; tostring(err) is the message.
+---@param err mcp_auth.RpcError|table
+---@return mcp_auth.Error
+function M.error(err)
+  return setmetatable({ code = err.code, message = M.format_error(err), data = err.data }, error_mt)
+end
+
 --- Wraps a sidecar request: keeps the status cache in step with results and
---- errors that carry a ServerStatus, converts errors for callbacks.
+--- errors that carry a ServerStatus; calls cb(err, value, extra) where
+--- value, extra = on_result(result).
 local function call(method, params, on_result, cb)
   cb = cb or noop
   return sidecar.request(method, params, function(err, result)
@@ -67,15 +90,15 @@ local function call(method, params, on_result, cb)
       if is_status(err.data) then
         status.update(err.data)
       end
-      cb(nil, M.format_error(err), err)
+      cb(M.error(err), nil)
       return
     end
     local ok, value, extra = pcall(on_result, result)
     if not ok then
-      cb(nil, 'unexpected answer from mcp-auth-sidecar: ' .. tostring(value), { code = -32603, message = tostring(value) })
+      cb(M.error({ code = -32603, message = 'unexpected answer from mcp-auth-sidecar: ' .. tostring(value) }), nil)
       return
     end
-    cb(value, nil, extra)
+    cb(nil, value, extra)
   end)
 end
 
@@ -197,8 +220,8 @@ function M.status(server)
 end
 
 --- mcp/authStatus (probe = true unless opts.probe == false); refreshes the
---- cache. cb(servers, err).
----@param cb? fun(servers: mcp_auth.ServerStatus[]?, err: string?, raw: table?)
+--- cache. cb(err, servers).
+---@param cb? fun(err: mcp_auth.Error?, servers: mcp_auth.ServerStatus[]?)
 ---@param opts? { server?: string, probe?: boolean }
 function M.refresh(cb, opts)
   opts = opts or {}
@@ -246,10 +269,10 @@ end
 
 --- A currently valid access token for `server` (refreshed by the sidecar when
 --- it expires within opts.min_validity seconds, default 60).
---- cb(token, err, raw): raw is the mcp/accessToken result on success, the
---- JSON-RPC error object on failure (err.code 1001: authorization required).
+--- cb(err, token, result): result is the whole mcp/accessToken result
+--- (err.code 1001: authorization required).
 ---@param server string
----@param cb fun(token: string?, err: string?, raw: table?)
+---@param cb fun(err: mcp_auth.Error?, token: string?, result: table?)
 ---@param opts? { min_validity?: integer }
 function M.token(server, cb, opts)
   check('server', server, 'string')
@@ -261,48 +284,65 @@ function M.token(server, cb, opts)
   end, cb)
 end
 
---- HTTP headers for an MCP request: cb({ Authorization = "Bearer …" }, err, raw).
+--- HTTP headers for an MCP request: cb(err, { Authorization = "Bearer …" }, result).
 ---@param server string
----@param cb fun(headers: table<string,string>?, err: string?, raw: table?)
+---@param cb fun(err: mcp_auth.Error?, headers: table<string,string>?, result: table?)
 ---@param opts? { min_validity?: integer }
 function M.headers(server, cb, opts)
   check('server', server, 'string')
   check('cb', cb, 'function')
-  return M.token(server, function(token, err, raw)
-    if not token then
-      cb(nil, err, raw)
+  return M.token(server, function(err, token, result)
+    if err then
+      cb(err, nil)
       return
     end
-    local scheme = (raw and raw.tokenType) or 'Bearer'
-    cb({ Authorization = scheme .. ' ' .. token }, nil, raw)
+    local scheme = (result and result.tokenType) or 'Bearer'
+    cb(nil, { Authorization = scheme .. ' ' .. token }, result)
   end, opts)
+end
+
+--- Runs an async API function and waits (vim.wait) at most timeout_ms.
+local function wait_for(fn, server, timeout_ms, opts)
+  local done, value, err = false, nil, nil
+  local handle = fn(server, function(e, v)
+    done, err, value = true, e, v
+  end, opts)
+  if not vim.wait(timeout_ms or 10000, function()
+    return done
+  end, 10) then
+    handle.cancel()
+    return nil, M.error({ code = M.errors.Timeout, message = 'timed out waiting for mcp-auth-sidecar' })
+  end
+  return value, err
 end
 
 --- Blocking variant of token() for code that cannot take a callback; waits
 --- at most timeout_ms (default 10000). Not for fast (luv) callbacks.
 ---@param server string
 ---@param timeout_ms? integer
----@return string? token, string? err
-function M.token_sync(server, timeout_ms)
-  local done, token, err = false, nil, nil
-  local handle = M.token(server, function(t, e)
-    done, token, err = true, t, e
-  end)
-  if not vim.wait(timeout_ms or 10000, function()
-    return done
-  end, 10) then
-    handle.cancel()
-    return nil, 'timed out waiting for mcp-auth-sidecar'
-  end
-  return token, err
+---@param opts? { min_validity?: integer }
+---@return string? token, mcp_auth.Error? err
+function M.token_sync(server, timeout_ms, opts)
+  check('server', server, 'string')
+  return wait_for(M.token, server, timeout_ms, opts)
+end
+
+--- Blocking variant of headers(): returns { Authorization = "Bearer …" }, err.
+---@param server string
+---@param timeout_ms? integer
+---@param opts? { min_validity?: integer }
+---@return table<string,string>? headers, mcp_auth.Error? err
+function M.headers_sync(server, timeout_ms, opts)
+  check('server', server, 'string')
+  return wait_for(M.headers, server, timeout_ms, opts)
 end
 
 --- Reports a 401/403 from the MCP server (mcp/handleChallenge).
---- cb(result, err, raw) with result = { action = "retry"|"authorize"|"fail", status, scopes? }.
+--- cb(err, result) with result = { action = "retry"|"authorize"|"fail", status, scopes? }.
 ---@param server string
 ---@param http_status integer
 ---@param www_authenticate? string
----@param cb? fun(result: table?, err: string?, raw: table?)
+---@param cb? fun(err: mcp_auth.Error?, result: table?)
 function M.handle_challenge(server, http_status, www_authenticate, cb)
   return call(
     'mcp/handleChallenge',
@@ -322,9 +362,9 @@ end
 ---------------------------------------------------------------------------
 
 --- Runs the authorization flow (mcp/authorize; waits for the browser).
---- cb(status, err, raw).
+--- cb(err, status); err.code is -32800 when it was cancelled.
 ---@param server string
----@param cb? fun(status: mcp_auth.ServerStatus?, err: string?, raw: table?)
+---@param cb? fun(err: mcp_auth.Error?, status: mcp_auth.ServerStatus?)
 ---@param opts? { scopes?: string[], force?: boolean }
 function M.authorize(server, cb, opts)
   check('server', server, 'string')
@@ -361,10 +401,10 @@ function M.cancel(server)
 end
 
 --- Completes a pending flow with the redirect URL copied from the browser
---- (mcp/completeAuthorization; SSH / headless use). cb(status, err, raw).
+--- (mcp/completeAuthorization; SSH / headless use). cb(err, status).
 ---@param server string
 ---@param callback_url string
----@param cb? fun(status: mcp_auth.ServerStatus?, err: string?, raw: table?)
+---@param cb? fun(err: mcp_auth.Error?, status: mcp_auth.ServerStatus?)
 function M.complete_authorization(server, callback_url, cb)
   check('server', server, 'string')
   check('callback_url', callback_url, 'string')
@@ -374,10 +414,10 @@ function M.complete_authorization(server, callback_url, cb)
   end, cb)
 end
 
---- Logs out (mcp/logout; revokes unless opts.revoke == false). cb(result, err, raw)
+--- Logs out (mcp/logout; revokes unless opts.revoke == false). cb(err, result)
 --- with result = { server, revoked, status }.
 ---@param server string
----@param cb? fun(result: table?, err: string?, raw: table?)
+---@param cb? fun(err: mcp_auth.Error?, result: table?)
 ---@param opts? { revoke?: boolean }
 function M.logout(server, cb, opts)
   check('server', server, 'string')
@@ -395,7 +435,8 @@ end
 -- Low level
 ---------------------------------------------------------------------------
 
---- Raw request to the sidecar: cb(err, result) with the JSON-RPC error object.
+--- Raw request to the sidecar: cb(err, result) with the JSON-RPC error object
+--- as the sidecar sent it.
 ---@param method string
 ---@param params any
 ---@param cb fun(err: table?, result: any)
