@@ -84,13 +84,15 @@ end
 
 -- Record every vim.notify (and show it).
 local notes = {}
-vim.notify = function(msg, level)
+local real_notify = vim.notify
+local function recording_notify(msg, level)
   table.insert(notes, { msg = tostring(msg), level = level or vim.log.levels.INFO })
   out(('  [notify %s] %s'):format(
     ({ [0] = 'TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR' })[level or 2] or tostring(level),
     tostring(msg):gsub('\n', '\n    ')
   ))
 end
+vim.notify = recording_notify
 local function notes_matching(pattern, plain)
   local found = {}
   for _, n in ipairs(notes) do
@@ -258,7 +260,6 @@ local ok_run, err_run = xpcall(function()
     notes
   )
   check('sidecar not started by setup() (lazy)', sidecar.phase() == 'stopped', sidecar.phase())
-  check('statusline() is empty before the sidecar runs', mcp_auth.statusline() == '', mcp_auth.statusline())
   check('McpAuthOk links to DiagnosticOk', vim.api.nvim_get_hl(0, { name = 'McpAuthOk' }).link == 'DiagnosticOk')
   check('McpAuthWarn links to DiagnosticWarn', vim.api.nvim_get_hl(0, { name = 'McpAuthWarn' }).link == 'DiagnosticWarn')
   check('McpAuthError links to DiagnosticError', vim.api.nvim_get_hl(0, { name = 'McpAuthError' }).link == 'DiagnosticError')
@@ -272,6 +273,28 @@ local ok_run, err_run = xpcall(function()
   local names = vim.fn.getcompletion('McpAuth authorize sdk', 'cmdline')
   check(':McpAuth authorize completes server names', vim.deep_equal(names, { SERVER }), names)
   check('completion does not start the sidecar', sidecar.phase() == 'stopped', sidecar.phase())
+
+  -------------------------------------------------------------------------
+  out('# autostart: a rendered status line shows the configured server\'s state without any command')
+  local requests_before_render = requests_sent
+  -- the native status line of the README
+  vim.o.statusline = "%f %m%=%{%v:lua.require'mcp_auth'.statusline({'highlight': v:true})%} %l:%c"
+  local first = vim.api.nvim_eval_statusline(vim.o.statusline, { maxwidth = 200 }).str
+  check('the first render is not blank: "MCP ?" for the configured server', first:find('MCP ?', 1, true) ~= nil, first)
+  check('the render itself sent no request and did not block (the start is scheduled)',
+    requests_sent == requests_before_render and sidecar.phase() == 'stopped', { requests_sent - requests_before_render, sidecar.phase() })
+  local rendered_ok = wait(REQUEST_MS, function()
+    return vim.api.nvim_eval_statusline(vim.o.statusline, { maxwidth = 200 }).str:find('MCP needs auth', 1, true) ~= nil
+  end)
+  local rendered = vim.api.nvim_eval_statusline(vim.o.statusline, { maxwidth = 200 }).str
+  table.insert(captured, { 'first render (autostart)', mcp_auth.statusline() })
+  check('…then "MCP needs auth" from the sidecar\'s probe, with no command run', rendered_ok, rendered)
+  check('the render started the sidecar', sidecar.phase() == 'running' and sidecar.pid() ~= nil, sidecar.phase())
+  local lualine = require('mcp_auth.lualine')
+  check('the lualine component: shown, "MCP needs auth", McpAuthWarn',
+    lualine.cond() == true and lualine[1]() == 'MCP needs auth' and lualine.color() == 'McpAuthWarn',
+    { lualine.cond(), lualine[1](), lualine.color() })
+  vim.o.statusline = ''
 
   -------------------------------------------------------------------------
   out('# before authorization')
@@ -302,6 +325,7 @@ local ok_run, err_run = xpcall(function()
   -------------------------------------------------------------------------
   out('# :McpAuth authorize (browser command from the browser option)')
   local changes_before = changes
+  vim.fn.setreg('"', 'the user\'s yank')
   vim.cmd('McpAuth authorize ' .. SERVER)
   ok, line = statusline_becomes('MCP ok', AUTHORIZE_MS)
   table.insert(captured, { 'after authorization', line })
@@ -319,8 +343,9 @@ local ok_run, err_run = xpcall(function()
     mcp_auth.statusline({ highlight = true }))
   local url = mcp_auth.pending_url(SERVER)
   check('mcp/authorizationPending delivered the URL', type(url) == 'string' and url:match('^http://localhost:%d+/authorize%?') ~= nil, url)
-  check('the URL is in the unnamed register', vim.fn.getreg('"') == url, vim.fn.getreg('"'))
+  check('the unnamed register is untouched after a pending authorization', vim.fn.getreg('"') == "the user's yank", vim.fn.getreg('"'))
   check('the URL was shown with vim.notify', url ~= nil and #notes_matching(url, true) > 0)
+  check('the notification says how to copy it', #notes_matching(':McpAuth copy ' .. SERVER .. ' copies it', true) > 0)
   s = mcp_auth.status(SERVER)
   check('cached status: authorized, storage file', s and s.state == 'authorized' and s.storage == 'file', s)
 
@@ -433,7 +458,12 @@ local ok_run, err_run = xpcall(function()
     end)
   )
   url = mcp_auth.pending_url(SERVER)
-  check('URL copied to the unnamed register', url ~= nil and vim.fn.getreg('"') == url, vim.fn.getreg('"'))
+  check('the unnamed register is still untouched', vim.fn.getreg('"') == "the user's yank", vim.fn.getreg('"'))
+  vim.cmd('McpAuth copy ' .. SERVER)
+  check(':McpAuth copy (no clipboard provider) puts the URL into the unnamed register, as asked',
+    url ~= nil and vim.fn.getreg('"') == url, vim.fn.getreg('"'))
+  vim.cmd('McpAuth copy ' .. SERVER .. ' b')
+  check(':McpAuth copy <server> b puts it into register b', url ~= nil and vim.fn.getreg('b') == url, vim.fn.getreg('b'))
   ok, line = statusline_becomes('MCP authorizing…', REQUEST_MS)
   check('statusline "MCP authorizing…" while the flow waits', ok, line)
   -- The user's browser (elsewhere): the AS auto-approves and redirects to the
@@ -481,7 +511,9 @@ local ok_run, err_run = xpcall(function()
     table.insert(opened, uri)
     return nil, 'must not be called over SSH'
   end
-  mcp_auth.setup(vim.tbl_extend('force', base_opts, { browser = 'auto' }))
+  mcp_auth.setup(vim.tbl_extend('force', base_opts, { browser = 'auto', copy_url = 'a' }))
+  vim.fn.setreg('"', 'the user\'s yank')
+  vim.fn.setreg('a', '')
   local pending_before = mcp_auth.pending_url(SERVER)
   vim.cmd('McpAuth authorize ' .. SERVER)
   check(
@@ -494,6 +526,8 @@ local ok_run, err_run = xpcall(function()
   ok, line = statusline_becomes('MCP authorizing…', REQUEST_MS)
   check('statusline "MCP authorizing…" (SSH)', ok, line)
   url = mcp_auth.pending_url(SERVER)
+  check('copy_url = "a" copied the URL into register a', url ~= nil and vim.fn.getreg('a') == url, vim.fn.getreg('a'))
+  check('…and left the unnamed register alone', vim.fn.getreg('"') == "the user's yank", vim.fn.getreg('"'))
   r = vim.system({ 'curl', '-sS', '--max-time', '10', '-o', '/dev/null', '-w', '%{redirect_url}', url or '' }, { text = true })
     :wait(15000)
   callback_url = vim.trim(r.stdout or '')
@@ -571,6 +605,60 @@ local ok_run, err_run = xpcall(function()
     return n.level >= vim.log.levels.ERROR
   end, notes)
   check('no ERROR notifications during the run', #errors == 0, errors)
+
+  -------------------------------------------------------------------------
+  out('# autostart = false: rendering does not start the sidecar')
+  mcp_auth.setup(vim.tbl_extend('force', base_opts, { autostart = false }))
+  check('status line empty with autostart = false', mcp_auth.statusline() == '', mcp_auth.statusline())
+  wait(300, function()
+    return false
+  end)
+  check('…and the sidecar stays stopped', sidecar.phase() == 'stopped', sidecar.phase())
+
+  -------------------------------------------------------------------------
+  out('# a bad option is named, its value never echoed')
+  local SECRET = 'cs-TOPSECRET-4711'
+  local messages_before = vim.api.nvim_exec2('messages', { output = true }).output
+  local bad_opts = vim.tbl_extend('force', base_opts, {
+    servers = {
+      [SERVER] = { url = MCP_URL },
+      corp = { url = 42, clientId = 'nvim', clientSecret = SECRET },
+      broken = SECRET,
+      port = { url = 'https://mcp.example/mcp', clientSecret = SECRET, callbackPort = SECRET },
+    },
+    storage = SECRET,
+    cmd = SECRET,
+    env = { TOKEN = { SECRET } },
+  })
+  -- once with Neovim's own vim.notify (→ :messages), once recorded
+  vim.notify = real_notify
+  mcp_auth.setup(bad_opts)
+  vim.notify = recording_notify
+  local notes_before = #notes
+  mcp_auth.setup(bad_opts)
+  local new_notes = vim.list_slice(notes, notes_before + 1, #notes)
+  local messages_after = vim.api.nvim_exec2('messages', { output = true }).output
+  local leaked = {}
+  for _, n in ipairs(new_notes) do
+    if n.msg:find(SECRET, 1, true) then
+      table.insert(leaked, n.msg)
+    end
+  end
+  check('setup() reported the problems with vim.notify', #new_notes >= 5, new_notes)
+  check('no notification contains the value (a client secret)', #leaked == 0, leaked)
+  local new_messages = messages_after:sub(#messages_before + 1)
+  check(':messages got the problems (Neovim\'s vim.notify)', new_messages:find('servers.corp.url', 1, true) ~= nil, new_messages)
+  check('no :messages line contains the value', not new_messages:find(SECRET, 1, true), new_messages)
+  local all = table.concat(vim.tbl_map(function(n)
+    return n.msg
+  end, new_notes), '\n')
+  check('the problems name the option paths', all:find('servers.corp.url', 1, true) and all:find('servers.broken', 1, true)
+    and all:find('servers.port.callbackPort', 1, true) and all:find('option storage', 1, true)
+    and all:find('option cmd', 1, true) and all:find('option env', 1, true), all)
+  check('…and what is accepted', all:find('expected a non-empty string', 1, true) and all:find('one of auto, keyring, file, memory', 1, true)
+    and all:find('an integer from 0 to 65535', 1, true), all)
+  check('the good server entry is kept, the bad ones dropped',
+    vim.deep_equal(require('mcp_auth.config').server_names(), { SERVER }), require('mcp_auth.config').server_names())
 
   -------------------------------------------------------------------------
   out('# a missing sidecar binary is reported, not fatal')

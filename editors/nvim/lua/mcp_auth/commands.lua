@@ -1,4 +1,4 @@
---- :McpAuth {status|authorize|logout|paste|cancel|log} [server] …
+--- :McpAuth {status|authorize|logout|paste|cancel|copy|log} [server] …
 local M = {}
 
 local function api()
@@ -212,10 +212,34 @@ local function cancel(server)
   end)
 end
 
+local function copy(server, register)
+  with_server(server, 'Copy the authorization URL of which MCP server?', function(s)
+    return api().pending_url(s.server) ~= nil
+  end, function(name)
+    if not api().pending_url(name) then
+      say(('no authorization URL for %s (:McpAuth authorize %s starts a flow)'):format(name, name), WARN)
+      return
+    end
+    local reg = register
+    if not reg or reg == '' then
+      reg = require('mcp_auth.config').options.copy_url or (vim.fn.has('clipboard') == 1 and '+' or '"')
+    end
+    local written = api().copy_url(name, reg)
+    if written then
+      say(('authorization URL of %s copied to the %s register'):format(name, written))
+    else
+      say(('could not write the %s register (no clipboard provider?)'):format(reg), WARN)
+    end
+  end)
+end
+
 local function show_log()
-  local lines = require('mcp_auth.sidecar').log_lines()
+  local lines, path = require('mcp_auth.sidecar').log_lines()
   if #lines == 0 then
-    lines = { '(no output from mcp-auth-sidecar yet; setup({ log_level = "debug" }) for more)' }
+    lines = {
+      ('(no output from mcp-auth-sidecar in %s yet; setup({ log_level = "debug" }) for more;'):format(path),
+      ' Neovim\'s LSP client records it there when its log level is ERROR or lower, see :help vim.lsp.log)',
+    }
   end
   vim.cmd('botright new')
   local buf = vim.api.nvim_get_current_buf()
@@ -243,12 +267,15 @@ M.subcommands = {
   cancel = function(args)
     cancel(args[2])
   end,
+  copy = function(args)
+    copy(args[2], args[3])
+  end,
   log = function()
     show_log()
   end,
 }
 
-local takes_server = { status = true, authorize = true, logout = true, paste = true, cancel = true }
+local takes_server = { status = true, authorize = true, logout = true, paste = true, cancel = true, copy = true }
 
 function M.run(opts)
   local args = opts.fargs

@@ -40,7 +40,7 @@ function M.check()
   local exe = found.path
   if not exe then
     if found.source == 'setup' then
-      health.error(('%s not found (opts.cmd = %s)'):format(cmd[1], vim.inspect(cmd)), {
+      health.error(('%s not found (the program of setup({ cmd }))'):format(cmd[1]), {
         "point setup({ cmd = { '/path/to/mcp-auth-sidecar' } }) at the binary,",
         'or remove opts.cmd to use the bundled binary or the one on $PATH',
       })
@@ -181,10 +181,19 @@ function M.check()
   health.info('status line: ' .. vim.inspect(mcp_auth.statusline()))
 
   health.start('mcp_auth: remote use (SSH)')
+  local reg = config.options.copy_url
   if vim.fn.has('clipboard') == 1 then
-    health.ok('a clipboard provider exists: authorization URLs are also copied to the + register')
+    health.ok(
+      ('a clipboard provider exists: :McpAuth copy puts an authorization URL into the + register%s'):format(
+        reg and (', and copy_url copies it to the ' .. reg .. ' register') or ''
+      )
+    )
   else
-    health.info('no clipboard provider: authorization URLs go to the unnamed register (") and are shown with vim.notify')
+    health.info(
+      ('no clipboard provider: authorization URLs are shown with vim.notify%s; :McpAuth copy puts one into a register'):format(
+        reg and (' and copied to the ' .. reg .. ' register') or ''
+      )
+    )
   end
   if vim.env.SSH_CONNECTION or vim.env.SSH_TTY then
     health.info(

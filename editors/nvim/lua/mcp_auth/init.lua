@@ -36,6 +36,7 @@ M.errors = {
 ---@field data any the error's data (often a ServerStatus)
 
 local pending_urls = {} ---@type table<string, string>
+local start_for_status -- forward
 local inflight = {} ---@type table<string, table>  server -> authorize request handle
 
 local function noop() end
@@ -120,20 +121,16 @@ sidecar.on('mcp/authorizationPending', function(params)
   end
   local server, url = tostring(params.server), params.url
   pending_urls[server] = url
-  local registers = {}
-  if vim.fn.has('clipboard') == 1 and pcall(vim.fn.setreg, '+', url) then
-    table.insert(registers, '+')
-  end
-  vim.fn.setreg('"', url)
-  table.insert(registers, '"')
+  -- Registers are the user's: the URL goes into one only when asked
+  -- (copy_url, or :McpAuth copy).
+  local copied = M.copy_url(server, config.options.copy_url or nil)
   if config.options.notify_pending ~= false then
-    local where = #registers == 2 and 'the + and " registers' or 'the " register'
     vim.notify(
-      ('mcp_auth: authorize %s in your browser:\n%s\n(copied to %s. If your browser runs on another machine, '
+      ('mcp_auth: authorize %s in your browser:\n%s\n(%s If your browser runs on another machine, '
         .. 'open the URL there; if the final page does not load, copy its address and run :McpAuth paste %s)'):format(
         server,
         url,
-        where,
+        copied and ('Copied to the %s register.'):format(copied) or (':McpAuth copy %s copies it.'):format(server),
         server
       ),
       vim.log.levels.INFO,
@@ -154,6 +151,7 @@ end)
 -- bounded by a short timeout in the sidecar) so the status line is truthful.
 sidecar.on_ready(function()
   status.set_down(false)
+  status.expect(#config.server_names())
   sidecar.request('mcp/authStatus', { probe = true }, function(err, result)
     if not err and result and result.servers then
       status.replace(result.servers)
@@ -172,6 +170,38 @@ vim.api.nvim_create_autocmd('VimLeavePre', {
 -- Setup
 ---------------------------------------------------------------------------
 
+local rendered = false -- a status-line component asked for the status
+
+--- Starts the sidecar (without blocking: scheduled) so that the status line
+--- fills in; until the first answer, servers given to setup() show as
+--- "unknown" ("MCP ?"), never as a blank.
+start_for_status = function()
+  if sidecar.phase() == 'running' or sidecar.phase() == 'starting' then
+    return
+  end
+  if #status.list() == 0 then
+    status.expect(#config.server_names())
+  end
+  vim.schedule(function()
+    if sidecar.phase() == 'stopped' then
+      sidecar.ensure()
+    end
+  end)
+end
+
+--- The first status-line render starts the sidecar (autostart = "statusline",
+--- the default): a component that shows the state of configured servers is
+--- the one thing that needs it before any command.
+local function on_render()
+  if rendered then
+    return
+  end
+  rendered = true
+  if config.options.autostart == 'statusline' then
+    start_for_status()
+  end
+end
+
 --- Configures the plugin. Optional: without it the defaults are used.
 --- Unknown keys and bad values are reported with vim.notify and ignored.
 ---@param opts? mcp_auth.Options
@@ -185,8 +215,8 @@ function M.setup(opts)
     pending_urls = {}
     inflight = {}
   end
-  if config.options.autostart then
-    M.refresh()
+  if config.options.autostart == true or (rendered and config.options.autostart == 'statusline') then
+    start_for_status()
   end
 end
 
@@ -199,12 +229,14 @@ end
 ---@param opts? { highlight?: boolean } highlight: wrap in %#McpAuth…# groups
 ---@return string
 function M.statusline(opts)
+  on_render()
   return status.statusline(opts)
 end
 
 --- Highlight group matching statusline(): McpAuthOk/Warn/Error/Info.
 ---@return string
 function M.highlight()
+  on_render()
   return status.highlight()
 end
 
@@ -261,6 +293,25 @@ end
 ---@return string?
 function M.pending_url(server)
   return pending_urls[server]
+end
+
+--- Copies the pending authorization URL of `server` into `register` (when
+--- nil: nothing is copied). "+" and "*" need a clipboard provider.
+---@param server string
+---@param register? string
+---@return string? register the register written, nil when none
+function M.copy_url(server, register)
+  local url = pending_urls[server]
+  if not url or not register then
+    return nil
+  end
+  if (register == '+' or register == '*') and vim.fn.has('clipboard') ~= 1 then
+    return nil
+  end
+  if pcall(vim.fn.setreg, register, url) then
+    return register
+  end
+  return nil
 end
 
 ---------------------------------------------------------------------------
@@ -453,7 +504,7 @@ end
 function M.restart()
   sidecar.stop(1000)
   status.clear()
-  M.refresh()
+  start_for_status()
 end
 
 return M
