@@ -209,6 +209,8 @@ local function checkhealth(label)
   check(label .. ': checkhealth shows the sidecar version', text:find('version: mcp-auth-sidecar ', 1, true) ~= nil, text)
   check(label .. ': checkhealth shows the storage mode', text:find('storage: file', 1, true) ~= nil, text)
   check(label .. ': checkhealth lists the server', text:find(SERVER, 1, true) ~= nil, text)
+  check(label .. ': checkhealth says where the sidecar\'s log goes (the LSP log)',
+    text:find(vim.lsp.log.get_filename(), 1, true) ~= nil and text:find(':McpAuth log shows it', 1, true) ~= nil, text)
   out('  --- checkhealth (' .. label .. ') ---')
   for _, l in ipairs(lines) do
     if l ~= '' and not l:match('^=+$') and not l:match('^%-+$') then

@@ -238,7 +238,7 @@ local function show_log()
   if #lines == 0 then
     lines = {
       ('(no output from mcp-auth-sidecar in %s yet; setup({ log_level = "debug" }) for more;'):format(path),
-      ' Neovim\'s LSP client records it there when its log level is ERROR or lower, see :help vim.lsp.log)',
+      ' Neovim\'s LSP client records it there when its log level is ERROR or lower, see :help lsp-log)',
     }
   end
   vim.cmd('botright new')

@@ -142,6 +142,22 @@ function M.check()
     )
   end
 
+  local lsp_log = vim.lsp.log
+  local level = lsp_log.get_level()
+  if level <= vim.log.levels.DEBUG then
+    health.warn(
+      ('the LSP log level is %s: vim.lsp.rpc writes every message to and from mcp-auth-sidecar, access tokens and client secrets included, to %s'):format(
+        ({ [0] = 'TRACE', 'DEBUG' })[level] or tostring(level),
+        lsp_log.get_filename()
+      ),
+      { "vim.lsp.set_log_level('warn') when you are done debugging, and delete that file's secret lines" }
+    )
+  elseif level > vim.log.levels.ERROR then
+    health.info("the LSP log level is above ERROR: the sidecar's stderr (its log) is not kept; :McpAuth log will be empty")
+  else
+    health.ok(('the sidecar\'s log (stderr) goes to %s; :McpAuth log shows it'):format(lsp_log.get_filename()))
+  end
+
   health.start('mcp_auth: storage')
   local requested = config.options.storage or 'auto (default)'
   local modes = {}
