@@ -574,6 +574,24 @@ local ok_run, err_run = xpcall(function()
   check('no longer authorizing', not mcp_auth.is_authorizing(SERVER))
   ok, line = statusline_becomes('MCP ok', REQUEST_MS)
   check('statusline back to "MCP ok" (the stored tokens stay)', ok, line)
+  mcp_auth.setup(vim.tbl_extend('force', base_opts, { browser = 'none' }))
+  local queued_err, queued_calls = nil, 0
+  mcp_auth.authorize(SERVER, function(e)
+    queued_calls = queued_calls + 1
+    queued_err = e
+  end, { force = true })
+  check('a request made while the sidecar starts is queued', sidecar.phase() == 'starting', sidecar.phase())
+  mcp_auth.cancel(SERVER)
+  check(
+    'cancelled before it was sent: the callback still runs once, with -32800',
+    wait(REQUEST_MS, function()
+      return queued_calls > 0
+    end) and queued_calls == 1 and queued_err and queued_err.code == mcp_auth.errors.RequestCancelled,
+    { calls = queued_calls, err = queued_err }
+  )
+  check('…and the sidecar still starts and reports "MCP ok"', wait(REQUEST_MS, function()
+    return sidecar.phase() == 'running' and mcp_auth.statusline() == 'MCP ok'
+  end), { sidecar.phase(), mcp_auth.statusline() })
 
   -------------------------------------------------------------------------
   out('# another process logs out (the CLI): the statusline follows by notification alone')

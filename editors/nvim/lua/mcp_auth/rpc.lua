@@ -84,7 +84,7 @@ function M.start(cmd, opts)
     end,
     on_error = function(code, err)
       local name = vim.lsp.rpc.client_errors[code] or tostring(code)
-      vim.notify(('mcp_auth: %s from mcp-auth-sidecar: %s'):format(name, tostring(err)), vim.log.levels.DEBUG)
+      vim.notify(('mcp_auth: %s from mcp-auth-sidecar: %s'):format(name, tostring(err)), vim.log.levels.WARN)
     end,
   }, { env = opts.env, cwd = opts.cwd })
   if not ok then
@@ -259,6 +259,10 @@ function M.stderr_lines(programs, offset)
   local partial = ''
   for line in f:lines() do
     local program, chunk = line:match('\t"rpc"\t(.-)\t"stderr"\t(.*)$')
+    if program and program:sub(1, 1) == '{' then
+      -- the whole command list (older vim.lsp.rpc): its first string
+      program = program:match('^{%s*(%b"")') or program
+    end
     if program and programs[uninspect(program)] then
       local parts = vim.split(partial .. uninspect(chunk), '\n', { plain = true })
       partial = table.remove(parts)

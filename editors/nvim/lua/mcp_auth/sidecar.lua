@@ -298,7 +298,13 @@ function M.request(method, params, cb)
     end
     handle.cancelled = true
     if handle.id and handle.rpc and not handle.rpc:is_closed() then
+      -- the callback gets the answer or -32800 (mcp_auth.rpc)
       handle.rpc:cancel(handle.id)
+    elseif not handle.id then
+      -- still queued (the sidecar is starting): never sent, answered here
+      vim.schedule(function()
+        cb({ code = rpc_mod.REQUEST_CANCELLED, message = 'request cancelled' }, nil)
+      end)
     end
   end
   M.ensure()
