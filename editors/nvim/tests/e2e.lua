@@ -620,6 +620,20 @@ local ok_run, err_run = xpcall(function()
   check('handle_challenge(): cb(nil, result) with action "authorize" when logged out',
     cerr == nil and cres and cres.action == 'authorize', { cerr, cres })
   checkhealth('logged out')
+  vim.cmd('McpAuth log')
+  local log_buf_lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+  check(':McpAuth log shows the sidecar\'s stderr, read back from the LSP log',
+    vim.iter(log_buf_lines):any(function(l)
+      return l:find('mcp_auth_sidecar', 1, true) ~= nil
+    end), log_buf_lines)
+  pcall(vim.cmd, 'close')
+  vim.lsp.set_log_level('debug')
+  vim.cmd('silent checkhealth mcp_auth')
+  local debug_health = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')
+  pcall(vim.cmd, 'tabclose')
+  vim.lsp.set_log_level('warn')
+  check('checkhealth warns that LSP log level DEBUG writes tokens to the LSP log',
+    debug_health:find('WARNING the LSP log level is DEBUG', 1, true) ~= nil, debug_health)
 
   local errors = vim.tbl_filter(function(n)
     return n.level >= vim.log.levels.ERROR
