@@ -24,25 +24,11 @@ local SERVER = 'sdk-example'
 local AUTHORIZE_MS = 45000
 local REQUEST_MS = 15000
 
-local passed, failed = 0, 0
 local secrets = {} -- access tokens and authorization codes seen; must never be in the sidecar's log
 local captured = {} -- statusline strings, printed in the summary
 
-local function out(s)
-  io.stdout:write(s .. '\n')
-  io.stdout:flush()
-end
-
-local function check(name, cond, detail)
-  if cond then
-    passed = passed + 1
-    out('ok     ' .. name)
-  else
-    failed = failed + 1
-    out('FAILED ' .. name .. (detail ~= nil and (': ' .. (type(detail) == 'string' and detail or vim.inspect(detail))) or ''))
-  end
-  return cond
-end
+local harness = dofile(debug.getinfo(1, 'S').source:sub(2):match('(.*/)') .. 'harness.lua')
+local out, check = harness.out, harness.check
 
 local function finish()
   pcall(function()
@@ -73,8 +59,7 @@ local function finish()
   for _, c in ipairs(captured) do
     out(('statusline %-28s %q'):format(c[1] .. ':', c[2]))
   end
-  out(('%d passed, %d failed'):format(passed, failed))
-  os.exit(failed == 0 and 0 or 1)
+  os.exit(harness.summary() and 0 or 1)
 end
 
 if not (MCP_URL and BROWSER and NODE and FOLLOW) then

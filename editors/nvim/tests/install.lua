@@ -15,21 +15,8 @@ local DECOY = assert(os.getenv('MCP_TEST_DECOY'))
 vim.opt.runtimepath:prepend(PLUGIN)
 vim.cmd('runtime plugin/mcp_auth.lua')
 
-local passed, failed = 0, 0
-local function out(s)
-  io.stdout:write(s .. '\n')
-  io.stdout:flush()
-end
-local function check(name, cond, detail)
-  if cond then
-    passed = passed + 1
-    out('ok     ' .. name)
-  else
-    failed = failed + 1
-    out('FAILED ' .. name .. (detail ~= nil and (': ' .. (type(detail) == 'string' and detail or vim.inspect(detail))) or ''))
-  end
-  return cond
-end
+local harness = dofile(debug.getinfo(1, 'S').source:sub(2):match('(.*/)') .. 'harness.lua')
+local out, check = harness.out, harness.check
 
 local binary = require('mcp_auth.binary')
 local bundled = PLUGIN .. '/bin/mcp-auth-sidecar'
@@ -224,5 +211,4 @@ check('setup cmd: no WARNING or ERROR', #warnings == 0 and #errors == 0, { warni
 pcall(function()
   require('mcp_auth').stop()
 end)
-out(('%d passed, %d failed'):format(passed, failed))
-vim.cmd(failed == 0 and 'qall!' or 'cquit! 1')
+vim.cmd(harness.summary() and 'qall!' or 'cquit! 1')
