@@ -91,10 +91,11 @@ done
 
 cd "$ext"
 [[ -x node_modules/.bin/vsce ]] || npm ci --no-audit --no-fund --loglevel=error >/dev/null
-# --no-dependencies: the extension has no runtime dependencies (nothing from
-# node_modules goes in). --skip-license: the licence is the two files above
+# The one runtime dependency, vscode-jsonrpc, goes in from node_modules (vsce
+# takes the production dependencies of `npm list --production`; the dev
+# dependencies stay out). --skip-license: the licence is the two files above
 # (MIT OR Apache-2.0), not the single LICENSE file vsce looks for.
 # vscode:prepublish compiles the TypeScript first.
 node_modules/.bin/vsce package --target "$target" --out "$out" \
-  --no-dependencies --skip-license --allow-missing-repository
+  --skip-license --allow-missing-repository
 say "wrote $out ($(du -h "$out" | cut -f1))"

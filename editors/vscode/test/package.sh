@@ -52,8 +52,12 @@ check "LICENSE-MIT is in the VSIX, the repository's" cmp -s "$x/LICENSE-MIT" "$r
 check "LICENSE-APACHE is in the VSIX, the repository's" cmp -s "$x/LICENSE-APACHE" "$root/LICENSE-APACHE"
 check "package.json and the compiled extension are in it" test -f "$x/package.json" -a -f "$x/out/src/extension.js" -a -f "$x/out/src/sidecarPath.js"
 entries="$(unzip -Z1 "$tmp/mcp-auth.vsix")"
-check "no node_modules, test, .ts sources (but .d.ts) or source maps in it" \
-  bash -c '! grep -E "node_modules/|^extension/(test|src)/|^extension/out/test/|\.map$|[^d]\.ts$" <<<"$1"' _ "$entries"
+check "no test, .ts sources (but .d.ts) or source maps in it" \
+  bash -c '! grep -E "^extension/(test|src)/|^extension/out/test/|\.map$|[^d]\.ts$" <<<"$1"' _ "$entries"
+check "of node_modules only the runtime dependency vscode-jsonrpc" \
+  test "$(grep -o '^extension/node_modules/[^/]*/' <<<"$entries" | sort -u)" == extension/node_modules/vscode-jsonrpc/
+check "the client loads from inside the VSIX (vscode-jsonrpc resolves there)" \
+  node -e 'const c = require(process.argv[1] + "/out/src/client.js"); if (typeof c.SidecarClient !== "function") process.exit(1)' "$x"
 check "nothing for another platform in it" test "$(ls "$x/bin")" == linux-x64
 check "the manifest says TargetPlatform linux-x64" grep -q 'TargetPlatform="linux-x64"' "$tmp/unpacked/extension.vsixmanifest"
 engine="$(node -p 'require(process.argv[1]).engines.vscode' "$x/package.json")"
