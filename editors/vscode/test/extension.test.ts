@@ -119,6 +119,7 @@ describe('the VS Code extension (stub vscode, real sidecar)', function () {
       'mcpAuth.signOut': 'MCP Auth: Sign Out…',
       'mcpAuth.pasteCallbackUrl': 'MCP Auth: Paste Callback URL…',
       'mcpAuth.showStatus': 'MCP Auth: Show Status',
+      'mcpAuth.setClientSecret': 'MCP Auth: Set Client Secret…',
     });
     const props = packageJSON.contributes.configuration.properties;
     assert.equal(props['mcpAuth.sidecarPath']?.default, ''); // unset: bundled, then PATH
@@ -127,6 +128,119 @@ describe('the VS Code extension (stub vscode, real sidecar)', function () {
     const manifest = packageJSON as unknown as { activationEvents: string[]; main: string };
     assert.ok(manifest.activationEvents.includes('onStartupFinished'));
     assert.equal(manifest.main, './out/src/extension.js');
+    // The MCP server definition provider is declared, and activates the extension.
+    const contributes = packageJSON.contributes as unknown as { mcpServerDefinitionProviders: { id: string }[] };
+    assert.deepEqual(contributes.mcpServerDefinitionProviders.map((p) => p.id), ['mcpAuth.servers']);
+    assert.ok(manifest.activationEvents.includes('onMcpServerDefinitionProvider:mcpAuth.servers'));
+  });
+
+  describe("VS Code's own MCP client (lm.registerMcpServerDefinitionProvider)", () => {
+    function provider(): stub.McpProviderRecord['provider'] {
+      const rec = stub.recorded.mcpProviders.find((p) => p.id === 'mcpAuth.servers' && !p.disposed);
+      assert.ok(rec, 'the provider is registered');
+      return rec.provider;
+    }
+    const token = () => new stub.CancellationTokenSource().token;
+
+    it('offers the configured servers; resolve signs in once and adds a Bearer token the MCP server accepts', async () => {
+      const a = await activate();
+      assert.equal(a.api.mcpServerDefinitionProvider, 'mcpAuth.servers');
+      const defs = await provider().provideMcpServerDefinitions(token());
+      assert.deepEqual(
+        defs.map((d) => [d.label, d.uri.toString(), d.headers]),
+        [[SERVER, example.mcpUrl, {}]],
+      );
+      assert.equal(stub.recorded.openedExternal.length, 0, 'offering does not sign in');
+
+      // VS Code resolves before it connects: no token yet → the browser flow, then the header.
+      const resolved = await provider().resolveMcpServerDefinition!(defs[0]!, token());
+      assert.equal(stub.recorded.openedExternal.length, 1, 'one browser sign-in');
+      const auth = resolved?.headers.Authorization ?? '';
+      assert.match(auth, /^Bearer \S+$/);
+      const reply = await postInitialize(example.mcpUrl, auth.slice('Bearer '.length));
+      assert.equal(reply.status, 200, reply.text);
+      assert.ok(!a.output.lines.some((l) => l.includes(auth.slice(7))), 'the token never reaches the log');
+
+      // A second connection: the same login, no second browser flow; the sidecar's token.
+      const again = await provider().resolveMcpServerDefinition!(
+        (await provider().provideMcpServerDefinitions(token()))[0]!,
+        token(),
+      );
+      assert.equal(stub.recorded.openedExternal.length, 1, 'no second sign-in');
+      assert.equal(again?.headers.Authorization, `Bearer ${await a.api.getAccessToken(SERVER)}`);
+    });
+
+    it('a cancelled token, or a server the sidecar cannot serve, rejects with a clear error', async () => {
+      await activate();
+      const defs = await provider().provideMcpServerDefinitions(token());
+      const source = new stub.CancellationTokenSource();
+      source.cancel();
+      const cancelled = await rejection(provider().resolveMcpServerDefinition!(defs[0]!, source.token));
+      assert.match((cancelled as Error).message, /^MCP Auth: connecting to example was cancelled$/);
+      assert.equal(stub.recorded.openedExternal.length, 0);
+      const unknown = new stub.McpHttpServerDefinition('nope', stub.Uri.parse('https://nope.example/mcp'));
+      const failed = await rejection(provider().resolveMcpServerDefinition!(unknown, token()));
+      assert.match((failed as Error).message, /^MCP Auth: no access token for nope: /);
+    });
+
+    it('fires onDidChangeMcpServerDefinitions when the set of servers changes', async () => {
+      const a = await activate();
+      let fired = 0;
+      provider().onDidChangeMcpServerDefinitions!(() => fired++);
+      await provider().provideMcpServerDefinitions(token());
+      stub.configure({ 'mcpAuth.servers': { [SERVER]: { url: example.mcpUrl }, second: { url: example.mcpUrl } } }, true);
+      await until(15_000, 'onDidChangeMcpServerDefinitions', () => fired > 0);
+      const defs = await provider().provideMcpServerDefinitions(token());
+      assert.deepEqual(defs.map((d) => d.label).sort(), [SERVER, 'second']);
+      assert.ok(a.output.lines.some((l) => l.includes('MCP server definitions changed')));
+    });
+
+    it('on a VS Code without the API (before 1.101) nothing is registered and the rest works', async () => {
+      stub.reset();
+      delete stub.lm.registerMcpServerDefinitionProvider;
+      stub.configure(settings());
+      const context = stub.extensionContext(packageJSON);
+      const api = extension.activate(context);
+      active = { api, context, instance: undefined as never, item: stub.recorded.statusBarItems[0]!, output: stub.recorded.outputChannels[0]!, events: [] };
+      assert.equal(api.mcpServerDefinitionProvider, undefined);
+      assert.equal(stub.recorded.mcpProviders.length, 0);
+      assert.ok(active.output.lines.some((l) => l.includes('has no MCP server definition provider API')));
+      assert.equal((await api.getStatus(SERVER))[0]?.server, SERVER);
+    });
+  });
+
+  describe('client secrets in SecretStorage', () => {
+    it('"MCP Auth: Set Client Secret…" stores it in SecretStorage, restarts the sidecar with it, never logs it', async () => {
+      const a = await activate({ 'mcpAuth.servers': { [SERVER]: { url: example.mcpUrl, clientId: 'pre-registered' } } });
+      await statusBarShows(a, '$(shield) MCP: 0/1 signed in');
+      const pid = a.instance.client.pid;
+      stub.responders.quickPick = (r) => r.items.find((i) => i.label === SERVER);
+      stub.responders.inputBox = () => 'very-secret-value';
+      assert.equal(await stub.commands.executeCommand('mcpAuth.setClientSecret'), true);
+      assert.equal(stub.recorded.inputBoxes.at(-1)?.options?.password, true);
+      assert.equal(a.context.secrets.values.get('mcpAuth.clientSecret/example'), 'very-secret-value');
+      await until(15_000, 'the sidecar restarted', () => a.instance.client.pid !== undefined && a.instance.client.pid !== pid && a.instance.client.state === 'running');
+      assert.deepEqual(a.instance.initializationOptions().servers?.[SERVER], {
+        url: example.mcpUrl,
+        clientId: 'pre-registered',
+        clientSecret: 'very-secret-value',
+      });
+      assert.ok(!a.output.lines.some((l) => l.includes('very-secret-value')), 'the secret never reaches the log');
+      // An empty answer deletes it.
+      assert.equal(await stub.commands.executeCommand('mcpAuth.setClientSecret', SERVER, ''), true);
+      assert.equal(a.context.secrets.values.has('mcpAuth.clientSecret/example'), false);
+    });
+
+    it('a clientSecret in settings still works but warns (naming the command, not the value)', async () => {
+      const a = await activate({ 'mcpAuth.servers': { [SERVER]: { url: example.mcpUrl, clientId: 'c', clientSecret: 'in-settings-secret' } } });
+      await until(15_000, 'the warning', () => stub.recorded.messages.some((m) => m.kind === 'warning'));
+      const warning = stub.recorded.messages.find((m) => m.kind === 'warning')!;
+      assert.match(warning.message, /deprecated.*Settings Sync.*MCP Auth: Set Client Secret/);
+      assert.ok(!warning.message.includes('in-settings-secret'));
+      assert.deepEqual(warning.items, ['Set Client Secret…']);
+      assert.equal(a.instance.initializationOptions().servers?.[SERVER]?.clientSecret, 'in-settings-secret');
+      assert.ok(!a.output.lines.some((l) => l.includes('in-settings-secret')));
+    });
   });
 
   it('activate() registers the commands, a status bar item and an output channel, and returns the API', async () => {
