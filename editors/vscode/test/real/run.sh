@@ -5,10 +5,12 @@
 # Debian's chromium through playwright-core (drive.js). The extension is
 # loaded as a development extension and out/test/real/suite.js runs in the
 # extension host (VS Code's extensionDevelopmentPath / extensionTestsPath,
-# the contract of @vscode/test-electron). It passes when the suite passes
-# (the extension activated, its API answers, the MCP server definition
-# provider is registered) and the page showed the extension's status bar
-# item (drive.js tells the suite through a marker file).
+# the contract of @vscode/test-electron). It passes when the suite passes:
+# the extension activated, its API answers, the page showed its status bar
+# item (drive.js tells the suite through a marker file), the MCP server
+# definition provider is registered, and VS Code's own MCP client, starting
+# a server the extension offers, connects to the MCP SDK's example server
+# (--oauth-strict) with the token the sidecar got (and lists its tools).
 #
 # Usage: editors/vscode/test/real/run.sh      (Linux x64, Debian; root or sudo for apt)
 # Env:   REAL_VSCODE_TIMEOUT (s, default 180), REAL_VSCODE_VERBOSE=1,
@@ -114,6 +116,7 @@ XDG_CONFIG_HOME="$run/cfg" XDG_DATA_HOME="$run/data" MCP_AUTH_SIDECAR_HOME="$run
   --disable-update-check --disable-workspace-trust --user-data-dir "$run/ud" --extensions-dir "$run/exts" \
   "$run/ws" >"$run/server.log" 2>&1 &
 cspid=$!
+disown "$cspid"   # no "Killed" report from bash when cleanup() ends it
 for _ in $(seq 150); do curl -fs -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.2; done
 curl -fs -o /dev/null "http://127.0.0.1:$port/healthz" || { cat "$run/server.log" >&2; die "code-server did not come up"; }
 set +e

@@ -7,6 +7,8 @@ import * as assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import * as vscode from 'vscode';
 import type { McpAuthApi } from '../../src/api';
+import { followBrowser } from '../support/env';
+import { startExample } from '../support/exampleServer';
 
 const ID = 'mcp-auth-sidecar.mcp-auth-sidecar';
 
@@ -64,4 +66,37 @@ export async function run(): Promise<void> {
   );
   assert.equal(text, '$(shield) MCP: 0/1 signed in');
   console.log(`ok - the workbench shows its status bar item: ${JSON.stringify(text)}`);
+
+  if (atLeast(vscode.version, 1, 101)) await vscodeMcpClientUsesOurToken(api);
+}
+
+/**
+ * VS Code's own MCP client starts a server this extension offers: it calls
+ * resolveMcpServerDefinition, which signs in through the sidecar (the test
+ * browser follow.mjs, run by the sidecar) and hands VS Code the token; the
+ * MCP SDK example server (--oauth-strict: 401 without a valid token)
+ * accepts it, and VS Code lists the server's tools.
+ */
+async function vscodeMcpClientUsesOurToken(api: McpAuthApi): Promise<void> {
+  const example = await startExample();
+  try {
+    const config = vscode.workspace.getConfiguration('mcpAuth');
+    await config.update('browser', followBrowser, vscode.ConfigurationTarget.Global);
+    await config.update('servers', { sdk: { url: example.mcpUrl } }, vscode.ConfigurationTarget.Global);
+    await until(30_000, 'the sidecar to restart with the server "sdk"', async () =>
+      (await api.getStatus().catch(() => [])).some((s) => s.server === 'sdk'),
+    );
+    const id = 'mcp-auth-sidecar.mcp-auth-sidecar/sdk';
+    // VS Code asks the provider again after onDidChangeMcpServerDefinitions; start once it knows "sdk".
+    await until(30_000, `VS Code to start ${id}`, async () => {
+      await vscode.commands.executeCommand('workbench.mcp.startServer', id, { autoTrustChanges: true });
+      return (vscode.lm as unknown as { tools: readonly { name: string }[] }).tools.find((t) => /greet/.test(t.name));
+    });
+    const tools = (vscode.lm as unknown as { tools: readonly { name: string }[] }).tools.map((t) => t.name).filter((n) => /greet/.test(n));
+    const status = (await api.getStatus('sdk'))[0];
+    assert.equal(status?.state, 'authorized', 'resolve signed in through the sidecar');
+    console.log(`ok - VS Code's MCP client connected to the strict OAuth server with the sidecar's token; tools: ${tools.join(', ')}`);
+  } finally {
+    await example.stop();
+  }
 }
