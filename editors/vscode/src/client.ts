@@ -224,8 +224,12 @@ class Connection {
 
   notify(method: string, params?: unknown): void {
     if (this.closed) return;
-    const sent = params === undefined ? this.rpc.sendNotification(method) : this.rpc.sendNotification(method, params);
-    sent.catch((e: Error) => this.handlers.log(`${method}: ${e.message}`));
+    try {
+      const sent = params === undefined ? this.rpc.sendNotification(method) : this.rpc.sendNotification(method, params);
+      sent.catch((e: Error) => this.handlers.log(`${method}: ${e.message}`));
+    } catch (e) {
+      this.handlers.log(`${method}: ${(e as Error).message}`);
+    }
   }
 
   request(method: string, params: unknown, options: RequestOptions & { cancelGraceMs: number }): Promise<unknown> {
@@ -275,10 +279,17 @@ class Connection {
         }, options.timeoutMs);
       }
       this.pending.add(entry);
-      const sent =
-        params === undefined || params === null
-          ? this.rpc.sendRequest(method, cancel.token)
-          : this.rpc.sendRequest(method, params, cancel.token);
+      let sent: Promise<unknown>;
+      try {
+        sent =
+          params === undefined || params === null
+            ? this.rpc.sendRequest(method, cancel.token)
+            : this.rpc.sendRequest(method, params, cancel.token);
+      } catch (e) {
+        // vscode-jsonrpc throws when its streams closed before the exit event.
+        entry.fail(new SidecarError(method, ClientErrorCodes.ConnectionClosed, `${method}: ${(e as Error).message}`, undefined, true));
+        return;
+      }
       sent.then(
         (result) => settle(() => resolve(result)),
         (e: unknown) =>

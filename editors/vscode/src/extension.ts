@@ -60,6 +60,8 @@ export class McpAuthExtension implements vscode.Disposable {
   readonly browser: BrowserBridge;
   /** Last known status per server (from notifications and results). */
   readonly statuses = new Map<string, ServerStatus>();
+  /** True once `statuses` holds a full mcp/authStatus answer of the running sidecar. */
+  statusesLoaded = false;
   /** Authorization URL of the flow in progress, per server. */
   readonly pending = new Map<string, string>();
   /** Authorizations started from this window, to join and to cancel. */
@@ -276,6 +278,7 @@ export class McpAuthExtension implements vscode.Disposable {
     this.lastFailureShown = undefined;
     for (const f of this.flows.values()) f.abort.abort();
     await this.client.stop();
+    this.statusesLoaded = false;
     this.statuses.clear();
     this.pending.clear();
     this.changeEmitter.fire();
@@ -315,6 +318,7 @@ export class McpAuthExtension implements vscode.Disposable {
     const result = await this.client.authStatus(probe ? { probe: true } : {});
     const seen = new Set(result.servers.map((s) => s.server));
     for (const name of [...this.statuses.keys()]) if (!seen.has(name)) this.statuses.delete(name);
+    this.statusesLoaded = true;
     for (const s of result.servers) this.applyStatus(s);
     for (const problem of result.configProblems ?? []) this.log(`configuration problem: ${problem}`);
     this.changeEmitter.fire();

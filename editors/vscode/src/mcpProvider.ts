@@ -74,6 +74,8 @@ export class McpServerProvider implements McpServerDefinitionProvider, vscode.Di
     // authStatusChanged and every refresh land in ext.statuses; tell VS Code
     // when the set of servers (not merely a state) changed.
     this.subscription = ext.onDidChange(() => {
+      // Not while (re)starting: the cache is empty until the first answer.
+      if (!ext.statusesLoaded || ext.client.state !== 'running') return;
       const key = setKey(ext.statuses.values());
       if (this.lastKey !== undefined && key !== this.lastKey) {
         this.lastKey = key;

@@ -188,6 +188,14 @@ describe('the VS Code extension (stub vscode, real sidecar)', function () {
       let fired = 0;
       provider().onDidChangeMcpServerDefinitions!(() => fired++);
       await provider().provideMcpServerDefinitions(token());
+      // A restart with the same servers (another setting changed) is no change for VS Code.
+      const pid = a.instance.client.pid;
+      stub.configure({ 'mcpAuth.logLevel': 'debug' }, true);
+      await until(15_000, 'the restart', () => {
+        const now = a.instance.client.pid;
+        return now !== undefined && now !== pid && a.instance.statusesLoaded;
+      });
+      assert.equal(fired, 0, 'same servers after a restart: no event');
       stub.configure({ 'mcpAuth.servers': { [SERVER]: { url: example.mcpUrl }, second: { url: example.mcpUrl } } }, true);
       await until(15_000, 'onDidChangeMcpServerDefinitions', () => fired > 0);
       const defs = await provider().provideMcpServerDefinitions(token());
