@@ -260,6 +260,7 @@ describe('the VS Code extension (stub vscode, real sidecar)', function () {
     assert.equal(a.item.id, 'mcpAuth.status');
     assert.equal(a.item.command, 'mcpAuth.showStatus');
     assert.equal(a.output.name, 'MCP Auth');
+    assert.equal(a.output.isLogChannel, true, 'a LogOutputChannel');
     assert.equal(a.api.apiVersion, 1);
     assert.equal(typeof a.api.getAccessToken, 'function');
     assert.equal(typeof a.api.onDidChangeStatus, 'function');
@@ -268,6 +269,13 @@ describe('the VS Code extension (stub vscode, real sidecar)', function () {
     assert.equal(a.item.visible, true);
     assert.match(String(a.item.tooltip), /^example — Not checked$/m);
     assert.ok(a.output.lines.some((l) => l.includes('[sidecar]')), 'the sidecar log goes to the output channel');
+    // A log channel: each sidecar line at the level its tracing prefix names.
+    const levels: Record<string, string> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warning', ERROR: 'error' };
+    const sidecarLines = a.output.lines
+      .map((l) => /^\[(\w+)\] \[sidecar\] \S+\s+(TRACE|DEBUG|INFO|WARN|ERROR)\b/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null);
+    assert.ok(sidecarLines.length > 0, a.output.lines.join('\n'));
+    for (const m of sidecarLines) assert.equal(m[1], levels[m[2]!], m[0]);
   });
 
   describe('sign-in, token, sign-out', () => {

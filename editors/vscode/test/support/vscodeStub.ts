@@ -172,6 +172,8 @@ export class FakeStatusBarItem {
 
 export class FakeOutputChannel {
   readonly lines: string[] = [];
+  /** Created with `{ log: true }` (a LogOutputChannel). */
+  isLogChannel = false;
   private partial = '';
   shown = false;
   constructor(readonly name: string) {}
@@ -325,8 +327,9 @@ function message(kind: MessageRecord['kind']) {
 }
 
 export const window = {
-  createOutputChannel(name: string, _options?: string | { log: true }): FakeOutputChannel {
+  createOutputChannel(name: string, options?: string | { log: true }): FakeOutputChannel {
     const ch = new FakeOutputChannel(name);
+    ch.isLogChannel = typeof options === 'object' && options.log === true;
     recorded.outputChannels.push(ch);
     return ch;
   },
