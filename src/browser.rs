@@ -1,9 +1,10 @@
-//! Opening authorization URLs (SPEC §7): never through a shell, only
-//! https (http on loopback) URLs.
+//! Opening authorization URLs (docs/protocol.md#initialization-options,
+//! `browser`): never through a shell, only https (http on loopback) URLs.
 
 use futures::future::BoxFuture;
 
-/// How this process opens a URL for the user (SPEC §3.1 `browser`).
+/// How this process opens a URL for the user (`browser` in
+/// docs/protocol.md#initialization-options).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Browser {
     /// Do not open anything; the URL is still announced.

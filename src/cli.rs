@@ -1,7 +1,7 @@
-//! The command line (SPEC §8): `serve` (the default) speaks the protocol;
+//! The command line (docs/protocol.md#command-line): `serve` (the default) speaks the protocol;
 //! the rest are for terminals and scripts, in the spirit of `gh auth`.
 
-use crate::app::{App, Event, Options};
+use crate::app::{App, Event, Events, Options};
 use crate::browser::Browser;
 use crate::config::{ConfigSet, Inputs};
 use crate::home::Home;
@@ -20,10 +20,20 @@ fn out_line(line: &str) {
 macro_rules! out {
     ($($arg:tt)*) => { out_line(&format!($($arg)*)) };
 }
+/// `--version`: `mcp-auth-sidecar 0.1.0 (protocol 1)`. The protocol number
+/// is [`crate::rpc::protocol::PROTOCOL_VERSION`], for integrations that
+/// check the binary without starting it.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (protocol ",
+    crate::rpc::protocol::protocol_version!(),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "mcp-auth-sidecar",
-    version,
+    version = VERSION,
     about = "OAuth 2.1 for remote MCP servers, shared by every editor"
 )]
 struct Cli {
@@ -132,7 +142,7 @@ pub fn main() -> ExitCode {
             // The stdin reader may still be blocked in a read that will
             // never return (the editor kept stdin open); exiting the process
             // is the only way to honour "after `exit` the process ends at
-            // once" (SPEC §3.1).
+            // once" (docs/protocol.md#transport-and-lifecycle).
             std::process::exit(0);
         }
         Command::Status {
@@ -204,7 +214,7 @@ fn inputs(home: &Home) -> Inputs {
 /// with the current directory as the workspace.
 async fn open_app(
     common: &Common,
-    events: Option<tokio::sync::mpsc::UnboundedSender<Event>>,
+    events: Option<Arc<Events>>,
     browser: Browser,
 ) -> Result<Arc<App>, String> {
     let home = Home::from_env().map_err(|e| e.to_string())?;
@@ -267,13 +277,13 @@ async fn login(
     no_browser: bool,
     common: Common,
 ) -> ExitCode {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let events = Arc::new(Events::default());
     let browser = if no_browser {
         Browser::None
     } else {
         Browser::System
     };
-    let app = match open_app(&common, Some(tx), browser).await {
+    let app = match open_app(&common, Some(events.clone()), browser).await {
         Ok(a) => a,
         Err(e) => return fail(&e),
     };
@@ -283,8 +293,8 @@ async fn login(
     };
     // Print the URL when the flow starts; accept pasted callback URLs.
     tokio::spawn(async move {
-        while let Some(event) = rx.recv().await {
-            if let Event::AuthorizationPending { url, .. } = event {
+        loop {
+            if let Event::AuthorizationPending { url, .. } = events.next().await {
                 eprintln!("Open this URL in a browser to authorize:\n\n  {url}\n");
                 eprintln!(
                     "If the browser is on another machine, paste the address it ends on here."

@@ -1,4 +1,4 @@
-//! Errors the sidecar reports to whoever asked (SPEC §3.5). `rpc` maps each
+//! Errors the sidecar reports to whoever asked (docs/protocol.md#errors). `rpc` maps each
 //! variant to its JSON-RPC code; the CLI prints the message.
 
 use crate::status::Status;
@@ -33,7 +33,7 @@ pub enum Error {
     InvalidParams(String),
     /// 1007: a server did not answer (unreachable, timed out, 5xx) or
     /// another instance held the credential too long. Transient: the
-    /// stored tokens are kept and asking again may work (SPEC §6).
+    /// stored tokens are kept and asking again may work (docs/protocol.md#errors).
     #[error("{0}")]
     Unavailable(String),
 }

@@ -1,9 +1,9 @@
 //! `MCP_AUTH_SIDECAR_HOME` and the only code that creates files in it.
 //!
-//! SPEC §5: every file is created 0600 (never chmod-ed afterwards) and every
-//! directory 0700; every write is atomic (temp file, fsync, rename, fsync of
-//! the directory) so a crash leaves the old or the new content, never a torn
-//! one.
+//! ARCHITECTURE.md#credentials-on-disk: every file is created 0600 (never
+//! chmod-ed afterwards) and every directory 0700; every write is atomic (temp
+//! file, fsync, rename, fsync of the directory) so a crash leaves the old or
+//! the new content, never a torn one.
 //!
 //! The home is trusted only if no other user could have put anything in it
 //! (issue 8): on Unix, the home and every directory under it must be ours

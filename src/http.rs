@@ -1,6 +1,6 @@
 //! The one HTTP client every outbound request uses: rustls with the
 //! machine's trust (`tls`), the proxies of the environment, timeouts on
-//! everything, and redirects only to URLs the policy allows (SPEC §3.5 1006).
+//! everything, and redirects only to URLs the policy allows (1006 in docs/protocol.md#errors).
 
 use std::time::Duration;
 

@@ -1,7 +1,8 @@
 //! Cross-process exclusive locks on files under `MCP_AUTH_SIDECAR_HOME`
-//! (SPEC §6). `std::fs::File::lock` is `flock(2)` on Linux: the kernel
-//! releases it when the holder exits, even by SIGKILL, and a waiter wakes as
-//! soon as it is released, so there is no polling here.
+//! (ARCHITECTURE.md#the-refresh-transaction-and-locking). `std::fs::File::lock`
+//! is `flock(2)` on Linux: the kernel releases it when the holder exits, even
+//! by SIGKILL, and a waiter wakes as soon as it is released, so there is no
+//! polling here.
 //!
 //! A blocking `flock` cannot be cancelled, so a wait that gives up leaves
 //! its thread waiting. At most one such thread exists per lock file: every

@@ -1,5 +1,5 @@
 //! Logs go to stderr only (stdout is the protocol), filtered by
-//! `MCP_AUTH_SIDECAR_LOG` (SPEC §2).
+//! `MCP_AUTH_SIDECAR_LOG` (docs/protocol.md#logging).
 //!
 //! Dependencies log raw traffic at debug/trace level: tower-lsp-server every
 //! JSON-RPC message (tokens, client secrets), hyper and zbus their payloads.

@@ -1,4 +1,4 @@
-//! `probe: true` of `mcp/authStatus` (SPEC §3.2): one unauthenticated MCP
+//! `probe: true` of `mcp/authStatus` (docs/protocol.md#mcpauthstatus): one unauthenticated MCP
 //! `initialize` to learn whether a server wants authorization.
 
 use crate::http::{FetchError, root_cause, send_error};

@@ -1,5 +1,5 @@
 //! A string that must never reach a log line, an error message or the editor
-//! by accident (SPEC §2: no secret at any log level).
+//! by accident (docs/protocol.md#logging: no secret at any log level).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -1,9 +1,9 @@
-//! The state of one server as the sidecar sees it (SPEC §3.4), in domain
+//! The state of one server as the sidecar sees it (docs/protocol.md#serverstatus), in domain
 //! terms. `rpc::protocol::ServerStatus` is its wire form.
 
 use crate::store::StorageMode;
 
-/// SPEC §3.4 `state`.
+/// `state` (docs/protocol.md#state-machine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthState {
     Unknown,

@@ -1,5 +1,5 @@
-//! Which URLs the sidecar is willing to talk to or open (SPEC §3.5 error
-//! 1006, §7): https everywhere, plain http only on a loopback host (RFC 8252
+//! Which URLs the sidecar is willing to talk to or open (error
+//! 1006 in docs/protocol.md#errors): https everywhere, plain http only on a loopback host (RFC 8252
 //! §7.3 loopback redirects, local test servers).
 
 use std::net::IpAddr;

@@ -1,4 +1,4 @@
-//! The interactive flow's hostile cases (SPEC §3.2, §7, issue 3): each gives
+//! The interactive flow's hostile cases (docs/protocol.md#mcpauthorize, issue 3): each gives
 //! the specified error and leaves nothing half-stored. The authorization
 //! server and MCP endpoint are a routing stub on loopback; `browser: "none"`
 //! so the test plays the browser (paste or a GET to the listener).
@@ -212,7 +212,7 @@ fn reqwest_get(url: &str) -> String {
     out
 }
 
-/// SPEC §3.2: a second `mcp/authorize` in another running instance joins
+/// docs/protocol.md#mcpauthorize: a second `mcp/authorize` in another running instance joins
 /// the flow in progress: no second browser tab, one token request, and the
 /// callback pasted into either instance completes it.
 #[test]
@@ -307,7 +307,7 @@ fn challenges_reject_tokens_step_up_and_fail() {
     s.shutdown();
 }
 
-/// SPEC §3.1: with `browser: "auto"` and an editor that supports
+/// docs/protocol.md#initialize: with `browser: "auto"` and an editor that supports
 /// `window/showDocument`, the editor opens the URL (external), which also
 /// works when the editor's browser is on another machine.
 #[test]
@@ -355,9 +355,9 @@ fn the_editor_opens_the_url_when_it_can() {
     s.shutdown();
 }
 
-/// SPEC §3.3: what one instance does, every other running instance shows
-/// (the store watcher); §3.2 logout revokes refresh then access token and
-/// deletes locally everywhere.
+/// docs/protocol.md#mcpauthstatuschanged: what one instance does, every other
+/// running instance shows (the store watcher); §3.2 logout revokes refresh then
+/// access token and deletes locally everywhere.
 #[test]
 fn other_instances_see_authorization_and_logout() {
     let env = Env::new();
@@ -414,8 +414,9 @@ fn other_instances_see_authorization_and_logout() {
     watcher.shutdown();
 }
 
-/// SPEC §3.2: after 3 authorizations that did not produce an accepted token
-/// (the first one counts), the answer is `fail` with state `error`.
+/// docs/protocol.md#mcphandlechallenge: after 3 authorizations that did not
+/// produce an accepted token (the first one counts), the answer is `fail` with
+/// state `error`.
 #[test]
 fn three_authorizations_without_an_accepted_token_then_fail() {
     let env = Env::new();
@@ -448,7 +449,7 @@ fn three_authorizations_without_an_accepted_token_then_fail() {
     s.shutdown();
 }
 
-/// SPEC §3.4: `authorizing` "in this or another instance": an instance that
+/// docs/protocol.md#serverstatus: `authorizing` "in this or another instance": an instance that
 /// is not involved shows the flow another instance runs, and its end.
 #[test]
 fn a_flow_in_another_instance_shows_as_authorizing() {
@@ -593,7 +594,7 @@ fn a_callback_with_a_repeated_state_is_refused_without_a_crash() {
     s.shutdown();
 }
 
-/// SPEC §3.3: after a logout anywhere, every instance reports
+/// docs/protocol.md#mcplogout: after a logout anywhere, every instance reports
 /// `unauthenticated` — also one that had concluded `step_up_required`.
 #[test]
 fn a_logout_elsewhere_clears_a_stale_step_up() {
@@ -622,7 +623,7 @@ fn a_logout_elsewhere_clears_a_stale_step_up() {
     b.shutdown();
 }
 
-/// SPEC §3.1: token requests never wait for an authorization. With a
+/// docs/protocol.md#mcpaccesstoken: token requests never wait for an authorization. With a
 /// browser flow running, a token inside the refresh window but not expired
 /// is handed out at once instead of queueing behind the flow.
 #[test]

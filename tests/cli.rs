@@ -1,4 +1,4 @@
-//! SPEC §8 `status [--json]`: the same view as `mcp/authStatus`.
+//! docs/protocol.md#command-line `status [--json]`: the same view as `mcp/authStatus`.
 
 mod common;
 
@@ -87,11 +87,28 @@ fn bad_arguments_get_a_usage_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected one of"));
-    let out = env.command(false).arg("--version").output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
 
-/// SPEC §8 `login` over SSH: the URL is printed, the browser is elsewhere,
+/// `--version` names the crate version and the protocol version of the
+/// `initialize` result, which `:checkhealth mcp_auth` compares with the
+/// plugin's own before starting the sidecar.
+#[test]
+fn version_names_the_protocol() {
+    let env = Env::new();
+    let out = env.command(false).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "mcp-auth-sidecar {} (protocol {})\n",
+            env!("CARGO_PKG_VERSION"),
+            mcp_auth_sidecar::rpc::protocol::PROTOCOL_VERSION
+        )
+    );
+    assert_eq!(mcp_auth_sidecar::rpc::protocol::PROTOCOL_VERSION, 1);
+}
+
+/// docs/protocol.md#command-line `login` over SSH: the URL is printed, the browser is elsewhere,
 /// the callback URL is pasted on stdin; then `token` prints the token.
 #[test]
 fn login_accepts_a_pasted_callback_and_token_prints_it() {

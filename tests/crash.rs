@@ -1,4 +1,4 @@
-//! SPEC §5: a crash at any point of a write leaves the old or the new
+//! ARCHITECTURE.md#credentials-on-disk: a crash at any point of a write leaves the old or the new
 //! record, never a torn one. A child process writes records in a loop and is
 //! killed with SIGKILL at varying moments; every time, the store must read
 //! back one complete record, never older than the last one seen.

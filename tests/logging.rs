@@ -1,4 +1,4 @@
-//! SPEC §2: logs go to stderr only, and no secret appears at any level.
+//! docs/protocol.md#logging: logs go to stderr only, and no secret appears at any level.
 
 mod common;
 

@@ -1,4 +1,5 @@
-//! SPEC §3.1 lifecycle and §3.5 errors, against the real binary.
+//! The lifecycle and errors of docs/protocol.md (#transport-and-lifecycle,
+//! #errors), against the real binary.
 
 mod common;
 
@@ -229,9 +230,9 @@ fn context_switches(pid: u32) -> std::collections::HashMap<String, u64> {
     out
 }
 
-/// SPEC §6: no refresh timers — an idle sidecar makes no periodic wake-ups
-/// (the store watcher sleeps in the kernel). Counts events, not time: any
-/// timer at 1 Hz or faster would show here.
+/// docs/protocol.md#storage-and-locking: no refresh timers — an idle sidecar
+/// makes no periodic wake-ups (the store watcher sleeps in the kernel). Counts
+/// events, not time: any timer at 1 Hz or faster would show here.
 #[test]
 fn an_idle_sidecar_never_wakes_up() {
     let env = Env::new();

@@ -1,8 +1,8 @@
-//! SPEC §3.1 under hostile input (issue 9), against the real binary: a
-//! message that cannot be decoded is answered and the session goes on, the
-//! sidecar's memory stays bounded whatever the client sends or fails to read,
-//! thousands of pending requests never wedge it, and no generated frame
-//! makes it stop answering.
+//! The lifecycle (docs/protocol.md#transport-and-lifecycle) under hostile input
+//! (issue 9), against the real binary: a message that cannot be decoded is
+//! answered and the session goes on, the sidecar's memory stays bounded
+//! whatever the client sends or fails to read, thousands of pending requests
+//! never wedge it, and no generated frame makes it stop answering.
 //!
 //! The client here is not the harness's `Sidecar`: that one keeps every
 //! message it reads, and these tests make the sidecar write millions. Every
@@ -626,8 +626,9 @@ fn undecodable_cases(shape: &str) -> Vec<String> {
     failures
 }
 
-/// SPEC §3.1: malformed input gets an error and the sidecar keeps serving,
-/// even when the message is well framed and looks like a request.
+/// docs/protocol.md#transport-and-lifecycle: malformed input gets an error and
+/// the sidecar keeps serving, even when the message is well framed and looks
+/// like a request.
 #[test]
 fn an_undecodable_request_is_answered_and_the_session_goes_on() {
     let failures = undecodable_cases("request");
@@ -948,7 +949,7 @@ fn thousands_of_pending_authorizations_leave_the_sidecar_responsive() {
     c.ok("mcp/authStatus", json!({}), PROMPT);
 
     // With the budget of waiting requests full again, a token that is in
-    // memory is still handed out at once (SPEC §3.1).
+    // memory is still handed out at once (docs/protocol.md#mcpaccesstoken).
     for _ in 0..300 {
         c.start("mcp/authorize", json!({"server": names[2].as_str()}));
     }

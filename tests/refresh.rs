@@ -1,7 +1,9 @@
-//! SPEC §6 failure handling against a loopback stand-in authorization server
-//! whose token endpoint changes its answer after the authorization: what a
-//! real server does only when something goes wrong. (Rotation, locking and
-//! the herd are tested against oidc-provider in tests/peers/oidc.)
+//! Refresh failure handling
+//! (ARCHITECTURE.md#the-refresh-transaction-and-locking) against a loopback
+//! stand-in authorization server whose token endpoint changes its answer after
+//! the authorization: what a real server does only when something goes wrong.
+//! (Rotation, locking and the herd are tested against oidc-provider in
+//! tests/peers/oidc.)
 
 mod common;
 
@@ -88,8 +90,8 @@ fn an_http_200_error_body_is_the_oauth_error_it_names() {
     s.shutdown();
 }
 
-/// SPEC §5: a refresh that returns no new refresh token keeps the old one,
-/// and the next refresh still works.
+/// ARCHITECTURE.md#credentials-on-disk: a refresh that returns no new refresh
+/// token keeps the old one, and the next refresh still works.
 #[test]
 fn a_refresh_without_a_new_refresh_token_keeps_the_old_one() {
     let env = Env::new();
@@ -235,6 +237,31 @@ fn a_gateway_error_is_reported_without_a_retry() {
     }
 }
 
+/// Options with browser flows of up to 5 minutes, file storage.
+fn held_options(url: &str) -> serde_json::Value {
+    json!({
+        "storage": "file", "discoverConfigFiles": false, "browser": "none",
+        "authorizationTimeout": 300, "servers": {"srv": {"url": url}}
+    })
+}
+
+/// Instance A, authorized with a token that has expired, then holding the
+/// credential's lock for a new browser flow (up to 5 minutes); and the id
+/// of that flow's request.
+fn expired_and_held_by_a_browser_flow(
+    env: &Env,
+    as_: &common::RouteStub,
+) -> (common::Sidecar, i64) {
+    let mut a = env.spawn();
+    a.initialize(held_options(&format!("{}/mcp", as_.base)));
+    authorize_by_paste(&mut a, as_);
+    std::thread::sleep(Duration::from_millis(1500));
+    let flow = a.start("mcp/authorize", json!({"server": "srv", "force": true}));
+    a.wait_notification("mcp/authorizationPending", common::WAIT)
+        .expect("A's flow started");
+    (a, flow)
+}
+
 /// Issue 8 (7): a refresh that waited too long for another instance's
 /// browser flow says so (1007), not "storage unavailable" (1004).
 #[test]
@@ -246,18 +273,7 @@ fn waiting_too_long_for_another_instance_is_transient_not_storage() {
         Route::json("POST", "/token", 200, short_tokens()),
     );
     let url = format!("{}/mcp", as_.base);
-    // A's browser flows may take 5 minutes.
-    let mut a = env.spawn();
-    a.initialize(json!({
-        "storage": "file", "discoverConfigFiles": false, "browser": "none",
-        "authorizationTimeout": 300, "servers": {"srv": {"url": url}}
-    }));
-    authorize_by_paste(&mut a, &as_);
-    std::thread::sleep(Duration::from_millis(1500));
-    // A starts a new browser flow and holds the credential meanwhile.
-    let flow = a.start("mcp/authorize", json!({"server": "srv", "force": true}));
-    a.wait_notification("mcp/authorizationPending", common::WAIT)
-        .expect("A's flow started");
+    let (mut a, flow) = expired_and_held_by_a_browser_flow(&env, &as_);
     // B gives up after its own 1-second flow timeout and the margin.
     let mut b = env.spawn();
     b.initialize(json!({
@@ -333,19 +349,8 @@ fn exit_does_not_wait_for_a_refresh_queued_behind_another_instance() {
         None,
         Route::json("POST", "/token", 200, short_tokens()),
     );
-    let url = format!("{}/mcp", as_.base);
-    let options = json!({
-        "storage": "file", "discoverConfigFiles": false, "browser": "none",
-        "authorizationTimeout": 300, "servers": {"srv": {"url": url}}
-    });
-    let mut a = env.spawn();
-    a.initialize(options.clone());
-    authorize_by_paste(&mut a, &as_);
-    std::thread::sleep(Duration::from_millis(1500));
-    // A holds the credential for a browser flow of up to 5 minutes.
-    let _flow = a.start("mcp/authorize", json!({"server": "srv", "force": true}));
-    a.wait_notification("mcp/authorizationPending", common::WAIT)
-        .expect("A's flow started");
+    let (a, _flow) = expired_and_held_by_a_browser_flow(&env, &as_);
+    let options = held_options(&format!("{}/mcp", as_.base));
     let mut cmd = env.command(false);
     cmd.env("MCP_AUTH_SIDECAR_LOG", "mcp_auth_sidecar=debug");
     let mut b = common::Sidecar::spawn(cmd, &env.path("b.log"));

@@ -1,5 +1,6 @@
-//! `mcp/authStatus` (SPEC §3.2, §3.4) and configuration sources (§4) against
-//! the real binary, real files and real HTTP peers on loopback.
+//! `mcp/authStatus` (docs/protocol.md#mcpauthstatus, #serverstatus) and
+//! configuration sources (#server-configuration-sources) against the real
+//! binary, real files and real HTTP peers on loopback.
 
 mod common;
 

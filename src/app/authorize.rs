@@ -1,5 +1,5 @@
 //! `mcp/authorize` and `mcp/completeAuthorization`: the interactive flow,
-//! one per server across every running instance (SPEC §3.2, §7).
+//! one per server across every running instance (docs/protocol.md#mcpauthorize).
 //!
 //! The flow, top to bottom:
 //! 1. take this process's flow mutex, then the credential's file lock
@@ -98,8 +98,9 @@ impl App {
             .clone()
     }
 
-    /// The storage lock of one credential (SPEC §6): flows and refreshes of
-    /// the same server URL in every instance take turns on it.
+    /// The storage lock of one credential
+    /// (ARCHITECTURE.md#the-refresh-transaction-and-locking): flows and
+    /// refreshes of the same server URL in every instance take turns on it.
     pub(super) async fn credential_lock(
         &self,
         url: &str,
@@ -222,7 +223,7 @@ impl App {
         inner.records.insert(url.to_owned(), record.clone());
         if written_elsewhere {
             // Another writer changed the credential: what this instance
-            // concluded about the old one no longer holds (SPEC §3.3).
+            // concluded about the old one no longer holds (docs/protocol.md#mcpauthstatuschanged).
             for entry in inner
                 .servers
                 .values_mut()
@@ -239,7 +240,7 @@ impl App {
     }
 
     /// Writes `record` and updates the in-memory view, in that order: no
-    /// one sees a token that is not yet persisted (SPEC §5).
+    /// one sees a token that is not yet persisted (ARCHITECTURE.md#credentials-on-disk).
     pub(super) async fn persist(&self, record: CredentialRecord) -> Result<(), Error> {
         let store = self.store.clone();
         let copy = record.clone();
@@ -560,7 +561,7 @@ impl App {
     }
 
     /// The client to authorize as, and a listener on the redirect URI it
-    /// needs (SPEC §7: registrations reuse their port when it is free).
+    /// needs (docs/protocol.md#mcpauthorize: registrations reuse their port when it is free).
     async fn client_and_listener(
         &self,
         config: &crate::config::ServerConfig,

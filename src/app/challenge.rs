@@ -1,5 +1,5 @@
-//! `mcp/handleChallenge` (SPEC §3.2): the editor got a 401 or 403 from the
-//! MCP server and asks what to do.
+//! `mcp/handleChallenge` (docs/protocol.md#mcphandlechallenge): the editor got
+//! a 401 or 403 from the MCP server and asks what to do.
 
 use super::{App, fingerprint};
 use crate::error::Error;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// another challenge count as "did not produce an accepted token": a token
 /// that worked for longer than this was evidently accepted.
 const ATTEMPT_WINDOW: Duration = Duration::from_secs(600);
-/// SPEC §3.2: after this many, the answer is `fail`.
+/// docs/protocol.md#mcphandlechallenge: after this many, the answer is `fail`.
 pub const MAX_ATTEMPTS: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

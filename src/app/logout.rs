@@ -1,4 +1,4 @@
-//! `mcp/logout` (SPEC §3.2): revoke at the authorization server (RFC 7009),
+//! `mcp/logout` (docs/protocol.md#mcplogout): revoke at the authorization server (RFC 7009),
 //! then delete the tokens locally — in every instance, because every
 //! instance watches the store.
 

@@ -4,6 +4,7 @@
 
 mod authorize;
 mod challenge;
+mod events;
 mod logout;
 mod refresh;
 mod watch;
@@ -23,26 +24,18 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedSender;
 
 pub use authorize::PasteRequest;
 pub use challenge::{Action, ChallengeOutcome};
+pub use events::{Event, Events};
 pub use logout::LoggedOut;
-
-/// What the app tells its front end, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A server's status changed (`mcp/authStatusChanged`).
-    Status(Status),
-    /// A browser flow started (`mcp/authorizationPending`).
-    AuthorizationPending { server: String, url: String },
-}
 
 /// How this instance runs interactive flows.
 pub struct Options {
-    /// Loopback host for redirect URIs (SPEC §3.1 `callbackHost`).
+    /// Loopback host for redirect URIs (docs/protocol.md#initialization-options `callbackHost`).
     pub callback_host: String,
-    /// How long a browser flow may take (SPEC §7: 5 minutes).
+    /// How long a browser flow may take (`authorizationTimeout`, default 5
+    /// minutes: docs/protocol.md#mcpauthorize).
     pub flow_timeout: Duration,
     pub opener: Arc<dyn Opener>,
 }
@@ -82,10 +75,10 @@ struct Runtime {
     /// Why the credential went away (a refused refresh token), shown with
     /// `unauthenticated`.
     notice: Option<String>,
-    /// The last failure that is not "authorize again" (SPEC §3.4 `error`).
+    /// The last failure that is not "authorize again" (`error` in docs/protocol.md#serverstatus).
     failure: Option<String>,
     /// Fingerprints of access tokens a server rejected: never handed out
-    /// again (SPEC §3.2 `mcp/handleChallenge`).
+    /// again (docs/protocol.md#mcphandlechallenge).
     rejected: HashSet<String>,
     /// When recent authorizations completed, for the 3-attempt bound.
     authorizations: Vec<Instant>,
@@ -128,8 +121,8 @@ impl Entry {
 struct Inner {
     servers: BTreeMap<String, Entry>,
     /// Stored records by server URL: the in-memory view status and token
-    /// requests are served from (SPEC §5: the keyring is not touched per
-    /// request).
+    /// requests are served from (docs/protocol.md#storage-and-locking: the
+    /// keyring is not touched per request).
     records: HashMap<String, CredentialRecord>,
     /// Problems with configuration files, shown in status messages.
     config_problems: Vec<ConfigProblem>,
@@ -154,7 +147,7 @@ pub struct App {
     /// and time that a sidecar which only answers from memory never needs.
     http: std::sync::OnceLock<reqwest::Client>,
     inner: Mutex<Inner>,
-    events: Option<UnboundedSender<Event>>,
+    events: Option<Arc<Events>>,
     options: Options,
     /// Keeps the store watcher alive (see `watch.rs`).
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
@@ -172,7 +165,7 @@ pub struct App {
     closed: Mutex<Option<tokio::sync::OwnedRwLockWriteGuard<()>>>,
 }
 
-/// A valid access token handed to the editor (SPEC §3.2 `mcp/accessToken`).
+/// A valid access token handed to the editor (docs/protocol.md#mcpaccesstoken).
 #[derive(Debug, Clone)]
 pub struct AccessToken {
     pub server: String,
@@ -192,7 +185,7 @@ impl App {
         home: Option<Home>,
         store: Arc<Store>,
         config: ConfigSet,
-        events: Option<UnboundedSender<Event>>,
+        events: Option<Arc<Events>>,
         options: Options,
     ) -> Result<Arc<Self>, Error> {
         let list_store = store.clone();
@@ -261,12 +254,13 @@ impl App {
         self.critical.clone().read_owned().await
     }
 
-    /// Waits (at most `bound`) for every critical transaction to finish:
-    /// called before the process ends, so a closing editor never strands a
-    /// spent refresh token or a half-done logout (SPEC §6). Once drained,
-    /// the hold is kept: a transaction that would start now waits until
-    /// the process is gone, having sent nothing. Calling it again (`exit`
-    /// after `shutdown`) returns at once.
+    /// Waits (at most `bound`) for every critical transaction to finish: called
+    /// before the process ends, so a closing editor never strands a spent
+    /// refresh token or a half-done logout
+    /// (ARCHITECTURE.md#the-refresh-transaction-and-locking). Once drained, the
+    /// hold is kept: a transaction that would start now waits until the process
+    /// is gone, having sent nothing. Calling it again (`exit` after `shutdown`)
+    /// returns at once.
     pub async fn drain(&self, bound: Duration) {
         if self
             .closed
@@ -287,7 +281,7 @@ impl App {
     }
 
     /// Resolves a `server` parameter: a configured name, or an https URL
-    /// (http on loopback) for an ad-hoc server (SPEC §3.2).
+    /// (http on loopback) for an ad-hoc server (docs/protocol.md#naming-a-server).
     pub fn resolve(&self, server: &str) -> Result<String, Error> {
         let mut inner = self.lock();
         if inner.servers.contains_key(server) {
@@ -410,7 +404,7 @@ impl App {
         .await;
     }
 
-    /// A currently valid access token (SPEC §3.2 `mcp/accessToken`): from
+    /// A currently valid access token (docs/protocol.md#mcpaccesstoken): from
     /// memory, never one a server rejected, never one expiring within
     /// `min_validity`.
     pub fn access_token(&self, name: &str, min_validity: Duration) -> Result<AccessToken, Error> {
@@ -457,8 +451,8 @@ impl App {
     }
 
     fn emit(&self, event: Event) {
-        if let Some(tx) = &self.events {
-            let _ = tx.send(event);
+        if let Some(events) = &self.events {
+            events.push(event);
         }
     }
 

@@ -1,11 +1,12 @@
-//! Keeping tokens fresh (SPEC §6): one refresh transaction per credential,
-//! across every running instance.
+//! Keeping tokens fresh (ARCHITECTURE.md#the-refresh-transaction-and-locking):
+//! one refresh transaction per credential, across every running instance.
 //!
 //! The transaction, top to bottom (see [`App::refresh_steps`]); each step
 //! logs one line (`refresh N/6: …`) and any failure ends it with nothing
 //! sent or written after that point:
 //! 1. take the credential's exclusive file lock (waits without polling,
 //!    with a bound) — or adopt a token another instance stores meanwhile;
+//!    only from here on does `exit` wait for the transaction;
 //! 2. re-read storage, failing closed: a record that cannot be read stops
 //!    the transaction (the in-memory copy may lag another instance's
 //!    rotation); if another instance already refreshed, adopt its token;
@@ -14,7 +15,9 @@
 //!    connection that never opened, a 503, or the AS's own
 //!    `temporarily_unavailable`/`server_error` answer;
 //! 4. persist atomically — the rotated refresh token is on disk before
-//!    anyone sees the new access token;
+//!    anyone sees the new access token; an answer whose access token cannot
+//!    be handed out still has its rotated refresh token persisted (the one
+//!    sent may be revoked now), and the error is reported;
 //! 5. on `invalid_grant`, re-read (still under the lock, failing closed):
 //!    adopt a token someone else stored meanwhile, else drop the tokens
 //!    (never the registration, never someone else's tokens);
@@ -31,7 +34,7 @@
 //!   the grant (`invalid_grant` → `unauthenticated`, authorize again). An
 //!   AS with a reuse grace period accepts it.
 //! - A process killed between step 3 and step 4 loses the rotated token
-//!   the same way (SPEC §6); the lock is released by the kernel and the
+//!   the same way; the lock is released by the kernel and the
 //!   stored record stays whole.
 //! - A 503 that a gateway sent after the AS processed the request would be
 //!   retried; RFC 9110 §15.6.4 means "not handled", and we take it at its
@@ -123,7 +126,7 @@ impl App {
         }
         // A browser flow holds the credential for minutes: while one runs,
         // a token that is still valid is handed out instead of waiting
-        // (SPEC §3.1: token requests never wait for an authorization).
+        // (docs/protocol.md#mcpaccesstoken: token requests never wait for an authorization).
         let flow_running = self
             .with_runtime(name, |rt| rt.authorizing || rt.authorizing_elsewhere)
             .unwrap_or(false);

@@ -1,8 +1,8 @@
-//! Live status across instances (SPEC §3.3): every instance watches the
+//! Live status across instances (docs/protocol.md#mcpauthstatuschanged): every instance watches the
 //! store's records directory and the flow markers (inotify on Linux: the
 //! thread sleeps in the kernel, no polling, no timers). A changed record is
 //! re-read; a flow marker means another instance is authorizing that server
-//! (SPEC §3.4 `authorizing`, "in this or another instance").
+//! (`authorizing` in docs/protocol.md#serverstatus, "in this or another instance").
 
 use super::App;
 use crate::home::Home;

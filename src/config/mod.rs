@@ -1,4 +1,5 @@
-//! Server configuration sources (SPEC §4) and their precedence.
+//! Server configuration sources (docs/protocol.md#server-configuration-sources)
+//! and their precedence.
 //!
 //! Sources, lowest precedence first: user files, project files of each
 //! workspace folder, `initializationOptions.configFiles`, then
@@ -30,7 +31,7 @@ const MAX_PROBLEMS: usize = 32;
 /// ones list a few dozen, and each costs memory in every status.
 const MAX_ENTRIES: usize = 256;
 
-/// One remote MCP server as configured (`ServerConfig` of SPEC §3.1).
+/// One remote MCP server as configured (`ServerConfig` in docs/protocol.md#initialization-options).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerConfig {
@@ -198,7 +199,8 @@ struct Candidate {
 }
 
 impl ConfigSet {
-    /// The well-known files of SPEC §4, lowest precedence first.
+    /// The well-known files (docs/protocol.md#server-configuration-sources),
+    /// lowest precedence first.
     fn well_known(inputs: &Inputs) -> Vec<Candidate> {
         let user = |path: PathBuf, shape| Candidate {
             path,

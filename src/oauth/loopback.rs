@@ -1,4 +1,4 @@
-//! The loopback redirect listener (RFC 8252 §7.3, SPEC §7): accepts
+//! The loopback redirect listener (RFC 8252 §7.3, docs/protocol.md#mcpauthorize): accepts
 //! exactly one callback whose `state` matches, answers the browser with a
 //! small page that reflects nothing unescaped, then stops listening.
 

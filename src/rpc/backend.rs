@@ -8,7 +8,7 @@ use super::protocol::{
     CompleteAuthorizationParams, HandleChallengeParams, HandleChallengeResult,
     InitializationOptions, LogoutParams, LogoutResult, ServerStatus, parse_params,
 };
-use crate::app::{Action, App, Event, Options};
+use crate::app::{Action, App, Event, Events, Options};
 use crate::browser::{Browser, Opener};
 use crate::config::{ConfigSet, Inputs};
 use crate::error::Error;
@@ -159,8 +159,9 @@ impl Backend {
             )));
         }
         let min = Duration::from_secs_f64(min);
-        // From memory whenever it can be (SPEC §3.1: never behind anything
-        // that waits); only a refresh counts as waiting on the network.
+        // From memory whenever it can be
+        // (docs/protocol.md#transport-and-lifecycle: never behind anything that
+        // waits); only a refresh counts as waiting on the network.
         let token = match app.access_token(&name, min) {
             Ok(token) => token,
             Err(e) if !app.refreshable(&name) => return Err(rpc_err(e)),
@@ -212,7 +213,7 @@ impl Backend {
         let name = app.resolve(&params.server).map_err(rpc_err)?;
         // Revocation may already have happened when the request is
         // cancelled (or the editor shuts down): finish, so the local
-        // deletion is never skipped (SPEC §3.2).
+        // deletion is never skipped (docs/protocol.md#mcplogout).
         let task_app = app.clone();
         let revoke = params.revoke.unwrap_or(true);
         let task_name = name.clone();
@@ -306,11 +307,12 @@ impl Backend {
         };
         let config = ConfigSet::load_off_runtime(inputs).await;
 
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let events = Arc::new(Events::default());
         let client = self.client.clone();
+        let queue = events.clone();
         tokio::spawn(async move {
-            while let Some(event) = rx.recv().await {
-                match event {
+            loop {
+                match queue.next().await {
                     Event::Status(status) => {
                         client
                             .send_notification::<AuthStatusChanged>(ServerStatus::from(&status))
@@ -338,7 +340,7 @@ impl Backend {
         };
         // A memory store shares nothing with other instances: no locks.
         let home = (store.mode() != StorageMode::Memory).then_some(home);
-        let app = App::new(home, Arc::new(store), config, Some(tx), app_options)
+        let app = App::new(home, Arc::new(store), config, Some(events), app_options)
             .await
             .map_err(rpc_err)?;
         app.watch_store();
@@ -430,7 +432,9 @@ impl LanguageServer for Backend {
         let _ = self.app.set(app);
         Ok(InitializeResult {
             capabilities: ServerCapabilities {
-                experimental: Some(json!({ "mcpAuth": { "version": 1 } })),
+                experimental: Some(
+                    json!({ "mcpAuth": { "version": super::protocol::PROTOCOL_VERSION } }),
+                ),
                 ..ServerCapabilities::default()
             },
             server_info: Some(ServerInfo {

@@ -1,4 +1,4 @@
-//! Domain errors as JSON-RPC error objects (SPEC §3.5).
+//! Domain errors as JSON-RPC error objects (docs/protocol.md#errors).
 
 use super::protocol::ServerStatus;
 use crate::error::Error;

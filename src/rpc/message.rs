@@ -79,7 +79,7 @@ pub fn decode(body: &[u8]) -> Result<Incoming, Value> {
 }
 
 /// Every `mcp/*` request's params are an object whose fields are all
-/// optional or named in the error (SPEC §3.2), so absent or `null` params
+/// optional or named in the error (docs/protocol.md#requests), so absent or `null` params
 /// mean `{}`: clients such as Neovim's send none for `mcp/authStatus`.
 fn default_params(map: &mut Map<String, Value>) {
     if map.get("params").is_none_or(Value::is_null) {

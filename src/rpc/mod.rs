@@ -1,4 +1,4 @@
-//! The editor protocol: JSON-RPC 2.0 with LSP framing on stdio (SPEC §3).
+//! The editor protocol: JSON-RPC 2.0 with LSP framing on stdio (docs/protocol.md).
 //! Only this module knows about JSON-RPC.
 //!
 //! The path of a message (ARCHITECTURE.md has the picture): a reader
@@ -115,15 +115,16 @@ pub async fn serve() {
     }
 
     // `exit` without `shutdown`, stdin EOF, or a signal (SIGTERM, SIGHUP,
-    // SIGINT; Ctrl-C, Ctrl-Break, console close): a refresh or logout
-    // already begun still finishes (SPEC §6) before the process ends.
+    // SIGINT; Ctrl-C, Ctrl-Break, console close): a refresh or logout already
+    // begun still finishes (docs/protocol.md#transport-and-lifecycle) before
+    // the process ends.
     if let Some(app) = app_slot.get() {
         app.drain(DRAIN_BOUND).await;
     }
     // Everything answered so far reaches stdout before the caller ends the
     // process.
     // Bounded as a whole: an editor that stopped reading stdout must not
-    // keep the process alive (SPEC §3.1).
+    // keep the process alive (docs/protocol.md#transport-and-lifecycle).
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let flushed = async {
         if out_tx.send(Out::Flush(done_tx)).await.is_ok() {
@@ -197,7 +198,8 @@ impl Dispatcher {
             drop((permit, long_permit));
         });
         if method == "exit" {
-            // SPEC §3.1: the process ends at once, even with stdin open.
+            // docs/protocol.md#transport-and-lifecycle: the process ends at
+            // once, even with stdin open.
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
@@ -205,7 +207,7 @@ impl Dispatcher {
 }
 
 /// Requests that may wait on the network or a browser; the others are
-/// answered from memory (SPEC §3.1: they never wait behind these).
+/// answered from memory (docs/protocol.md#transport-and-lifecycle: they never wait behind these).
 /// `mcp/accessToken` takes its permit in `backend` only when it must
 /// refresh.
 fn may_wait(request: &Request) -> bool {

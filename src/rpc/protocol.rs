@@ -1,10 +1,24 @@
-//! The editor-facing wire types (SPEC §3). Every type here has a JSON
+//! The editor-facing wire types (docs/protocol.md). Every type here has a JSON
 //! Schema in `schemas/`; tests validate real responses against them.
 
 use crate::status::Status;
 use crate::store::StorageChoice;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+/// The editor protocol's version, once for both places it is announced:
+/// `capabilities.experimental.mcpAuth.version` in the `initialize` result
+/// (docs/protocol.md#capability-negotiation) and `(protocol N)` in
+/// `mcp-auth-sidecar --version`, which editor integrations read before
+/// starting the sidecar (`:checkhealth`).
+/// It changes only with a change that breaks existing integrations.
+macro_rules! protocol_version {
+    () => {
+        1
+    };
+}
+pub(crate) use protocol_version;
+pub const PROTOCOL_VERSION: u32 = protocol_version!();
 
 pub const AUTH_STATUS: &str = "mcp/authStatus";
 pub const AUTHORIZE: &str = "mcp/authorize";
@@ -15,8 +29,8 @@ pub const LOGOUT: &str = "mcp/logout";
 pub const AUTH_STATUS_CHANGED: &str = "mcp/authStatusChanged";
 pub const AUTHORIZATION_PENDING: &str = "mcp/authorizationPending";
 
-/// `initializationOptions` (SPEC §3.1). Unknown keys are logged, not fatal,
-/// so older sidecars work with newer plugins.
+/// `initializationOptions` (docs/protocol.md#initialization-options). Unknown
+/// keys are logged, not fatal, so older sidecars work with newer plugins.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InitializationOptions {
@@ -32,7 +46,7 @@ pub struct InitializationOptions {
     pub browser: Option<BrowserOption>,
     #[serde(default)]
     pub callback_host: Option<String>,
-    /// Seconds a browser flow may take (default 300, SPEC §7).
+    /// Seconds a browser flow may take (default 300, docs/protocol.md#initialization-options).
     #[serde(default)]
     pub authorization_timeout: Option<u64>,
     #[serde(flatten)]
@@ -72,7 +86,7 @@ pub struct AuthStatusResult {
     pub config_problems: Vec<String>,
 }
 
-/// SPEC §3.4.
+/// docs/protocol.md#serverstatus.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerStatus {

@@ -1,4 +1,4 @@
-//! The data key in the OS keyring (SPEC §5 `keyring` mode).
+//! The data key in the OS keyring (`keyring` mode, docs/protocol.md#storage-and-locking).
 //!
 //! Only one small item per store lives in the keyring (a base64 256-bit key,
 //! 44 bytes: far below the 2.5 KB Windows limit); records are sealed files.

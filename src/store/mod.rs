@@ -1,5 +1,6 @@
-//! Credential storage (SPEC §5): one interface over the `keyring`, `file`
-//! and `memory` modes, and the choice among them for `auto`.
+//! Credential storage (docs/protocol.md#storage-and-locking): one interface
+//! over the `keyring`, `file` and `memory` modes, and the choice among them for
+//! `auto`.
 //!
 //! The store is plain I/O: it keeps no cache. The in-memory view that status
 //! and token requests are served from belongs to `servers`.

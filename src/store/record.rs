@@ -1,5 +1,5 @@
-//! What is stored per credential (SPEC §5), and how older or newer record
-//! formats are treated.
+//! What is stored per credential (ARCHITECTURE.md#credentials-on-disk), and how
+//! older or newer record formats are treated.
 
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
@@ -11,11 +11,11 @@ pub const RECORD_VERSION: u32 = 1;
 
 /// Everything the sidecar keeps for one MCP server URL.
 ///
-/// Identity (SPEC §5): a record belongs to exactly one server URL (the file
-/// name is derived from it), and inside it tokens are bound to the resource
-/// and issuer they were issued for, registrations to their issuer, so a
-/// server that moves to another authorization server never sees another
-/// issuer's client or tokens (MCP 2026-07-28, SEP-2352).
+/// Identity (ARCHITECTURE.md#credentials-on-disk): a record belongs to exactly
+/// one server URL (the file name is derived from it), and inside it tokens are
+/// bound to the resource and issuer they were issued for, registrations to
+/// their issuer, so a server that moves to another authorization server never
+/// sees another issuer's client or tokens (MCP 2026-07-28, SEP-2352).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialRecord {
@@ -80,7 +80,7 @@ pub struct TokenSet {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<Secret>,
     /// Absolute expiry, ms since the epoch; `None` when the AS did not say
-    /// (SPEC §5: unknown, refreshed on the first 401).
+    /// (unknown, refreshed on the first 401: ARCHITECTURE.md#credentials-on-disk).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
     #[serde(default)]

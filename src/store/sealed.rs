@@ -1,4 +1,4 @@
-//! Records as AEAD-encrypted files, one per server URL (SPEC §5).
+//! Records as AEAD-encrypted files, one per server URL (ARCHITECTURE.md#credentials-on-disk).
 //!
 //! This is the Chromium / VS Code "safe storage" pattern: the keyring holds
 //! one random data key (a few dozen bytes, far below the 2.5 KB Windows item

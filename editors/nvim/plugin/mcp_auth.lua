@@ -23,7 +23,7 @@ vim.api.nvim_create_user_command('McpAuth', function(args)
 end, {
   nargs = '*',
   bang = true,
-  desc = 'mcp-auth-sidecar: status | authorize | logout | paste | cancel | log',
+  desc = 'mcp-auth-sidecar: status | authorize | logout | paste | cancel | copy | log',
   complete = function(arglead, cmdline, cursorpos)
     return require('mcp_auth.commands').complete(arglead, cmdline, cursorpos)
   end,

@@ -37,6 +37,14 @@ export interface McpAuthApi {
   readonly apiVersion: 1;
 
   /**
+   * The id of the MCP server definition provider through which VS Code's
+   * own MCP client gets the configured servers with the sidecar's tokens
+   * (`mcpAuth.servers`), or `undefined` on a VS Code without that API
+   * (older than 1.101).
+   */
+  readonly mcpServerDefinitionProvider: string | undefined;
+
+  /**
    * A currently valid access token for `server` (a configured server name,
    * or an https URL of an ad-hoc server), to send as
    * `Authorization: Bearer <token>`. Refreshes first when needed. Never

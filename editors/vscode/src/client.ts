@@ -2,7 +2,7 @@
 // JSON-RPC over its stdio (LSP base protocol), matches responses to
 // requests, dispatches notifications and the sidecar's own requests
 // (`window/showDocument`), cancels with `$/cancelRequest`, restarts the
-// process when it crashes, and offers one typed method per SPEC §3.2 request.
+// process when it crashes, and offers one typed method per request of docs/protocol.md#requests.
 //
 // This module must not import `vscode`: it runs in plain Node under mocha
 // against the real binary (test/client.test.ts checks that it loads without
@@ -10,20 +10,14 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
-  Emitter,
-  MessageReader,
-  SidecarError,
-  encodeMessage,
-  isNotification,
-  isRequest,
-  isResponse,
-  type Event,
-  type Id,
-  type Message,
-  type NotificationMessage,
-  type RequestMessage,
-  type ResponseMessage,
-} from './jsonrpc';
+  CancellationTokenSource,
+  ResponseError,
+  StreamMessageReader,
+  StreamMessageWriter,
+  createMessageConnection,
+  type MessageConnection,
+} from 'vscode-jsonrpc/node';
+import { Emitter, SidecarError, type Event } from './jsonrpc';
 import {
   ClientErrorCodes,
   ErrorCodes,
@@ -121,17 +115,21 @@ const STDERR_TAIL = 20;
 
 interface Pending {
   method: string;
-  settle(response: ResponseMessage): void;
   fail(error: SidecarError): void;
 }
 
-/** One spawned sidecar process and its JSON-RPC connection. */
+/**
+ * One spawned sidecar process and its JSON-RPC connection (vscode-jsonrpc:
+ * LSP framing over the child's stdio, request ids, `$/cancelRequest` for a
+ * cancelled token). This class adds what the sidecar protocol needs on
+ * top: pending requests fail with ConnectionClosed when the process exits,
+ * timeouts, and a bounded wait for the -32800 after a cancel.
+ */
 class Connection {
   readonly child: ChildProcess;
   readonly exited: Promise<ExitInfo>;
-  private readonly reader: MessageReader;
-  private readonly pending = new Map<Id, Pending>();
-  private nextId = 1;
+  private readonly rpc: MessageConnection;
+  private readonly pending = new Set<Pending>();
   private closed = false;
   private stderrPartial = '';
   private resolveExited!: (info: ExitInfo) => void;
@@ -141,21 +139,35 @@ class Connection {
   constructor(
     options: SidecarClientOptions,
     private readonly handlers: {
-      notification(msg: NotificationMessage): void;
-      request(msg: RequestMessage): Promise<ResponseMessage>;
+      notification(method: string, params: unknown): void;
+      request(method: string, params: unknown): Promise<unknown>;
       stderr(line: string): void;
       log(message: string): void;
       closed(info: ExitInfo): void;
     },
   ) {
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
-    this.reader = new MessageReader((why) => handlers.log(`protocol error from the sidecar: ${why}`));
     this.child = spawn(options.command, options.args ?? [], {
       env: options.env ?? process.env,
       cwd: options.cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
       windowsHide: true,
     });
+    const logger = {
+      error: (m: string) => handlers.log(`jsonrpc: ${m}`),
+      warn: (m: string) => handlers.log(`jsonrpc: ${m}`),
+      info: () => {},
+      log: () => {},
+    };
+    this.rpc = createMessageConnection(
+      new StreamMessageReader(this.child.stdout!),
+      new StreamMessageWriter(this.child.stdin!),
+      logger,
+    );
+    this.rpc.onError(([error]) => handlers.log(`protocol error from the sidecar: ${error.message}`));
+    this.rpc.onNotification((method, params) => handlers.notification(method, params));
+    this.rpc.onRequest((method, params) => handlers.request(method, params));
+    this.rpc.listen();
     this.child.on('error', (err) => {
       // spawn failure (ENOENT, EACCES) or a failed kill; `exit` may not follow.
       this.spawnError ??= err;
@@ -165,8 +177,11 @@ class Connection {
       // Let stdout drain (a last response may still be buffered) without
       // waiting on 'close': a browser the sidecar started could hold the pipe.
       const stdout = this.child.stdout;
-      const done = () => this.close({ code, signal, expected: this.expectedExit });
-      if (!stdout || stdout.readableEnded || stdout.destroyed) return done();
+      const done = () => setImmediate(() => this.close({ code, signal, expected: this.expectedExit }));
+      if (!stdout || stdout.readableEnded || stdout.destroyed) {
+        done();
+        return;
+      }
       const timer = setTimeout(done, 200);
       stdout.once('end', () => {
         clearTimeout(timer);
@@ -174,9 +189,6 @@ class Connection {
       });
     });
     this.child.stdin?.on('error', (err) => handlers.log(`writing to the sidecar failed: ${err.message}`));
-    this.child.stdout?.on('data', (chunk: Buffer) => {
-      for (const msg of this.reader.push(chunk)) this.dispatch(msg);
-    });
     this.child.stderr?.setEncoding('utf8');
     this.child.stderr?.on('data', (text: string) => {
       const lines = (this.stderrPartial + text).split(/\r?\n/);
@@ -201,36 +213,23 @@ class Connection {
     const why = this.spawnError
       ? `could not start the sidecar: ${this.spawnError.message}`
       : `the sidecar exited (code ${info.code}, signal ${info.signal})`;
-    for (const [, p] of this.pending) {
+    for (const p of [...this.pending]) {
       p.fail(new SidecarError(p.method, ClientErrorCodes.ConnectionClosed, `${p.method}: ${why}`, undefined, true));
     }
     this.pending.clear();
+    this.rpc.dispose();
     this.resolveExited(info);
     this.handlers.closed(info);
   }
 
-  private dispatch(msg: Message): void {
-    if (isResponse(msg)) {
-      const p = msg.id === null ? undefined : this.pending.get(msg.id);
-      if (!p) {
-        this.handlers.log(`response to an unknown or abandoned request id ${JSON.stringify(msg.id)}`);
-        return;
-      }
-      p.settle(msg);
-    } else if (isRequest(msg)) {
-      void this.handlers.request(msg).then((response) => this.send(response));
-    } else if (isNotification(msg)) {
-      this.handlers.notification(msg);
-    }
-  }
-
-  send(message: Message): void {
-    if (this.closed || !this.child.stdin || this.child.stdin.destroyed) return;
-    this.child.stdin.write(encodeMessage(message));
-  }
-
   notify(method: string, params?: unknown): void {
-    this.send({ jsonrpc: '2.0', method, params });
+    if (this.closed) return;
+    try {
+      const sent = params === undefined ? this.rpc.sendNotification(method) : this.rpc.sendNotification(method, params);
+      sent.catch((e: Error) => this.handlers.log(`${method}: ${e.message}`));
+    } catch (e) {
+      this.handlers.log(`${method}: ${(e as Error).message}`);
+    }
   }
 
   request(method: string, params: unknown, options: RequestOptions & { cancelGraceMs: number }): Promise<unknown> {
@@ -243,55 +242,65 @@ class Connection {
         reject(new SidecarError(method, ClientErrorCodes.ConnectionClosed, `${method}: the sidecar is not running`, undefined, true));
         return;
       }
-      const id = this.nextId++;
+      const cancel = new CancellationTokenSource();
       let timer: NodeJS.Timeout | undefined;
       let graceTimer: NodeJS.Timeout | undefined;
-      let cancelSent = false;
-      const finish = () => {
+      let settled = false;
+      const entry: Pending = { method, fail: (error) => settle(() => reject(error)) };
+      const settle = (how: () => void) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         clearTimeout(graceTimer);
         options.signal?.removeEventListener('abort', onAbort);
-        this.pending.delete(id);
-      };
-      const sendCancel = () => {
-        if (cancelSent) return;
-        cancelSent = true;
-        this.notify(Methods.cancelRequest, { id });
+        this.pending.delete(entry);
+        cancel.dispose();
+        how();
       };
       const onAbort = () => {
-        sendCancel();
-        // The sidecar answers a cancelled request with -32800 (SPEC §3.2);
-        // that answer settles the promise. Only if it never comes do we
-        // give up locally, and say so in the log.
+        // vscode-jsonrpc sends $/cancelRequest; the sidecar answers the
+        // request with -32800 (docs/protocol.md#errors), which settles it.
+        // Only if that answer never comes do we give up locally, and say so.
+        cancel.cancel();
         graceTimer = setTimeout(() => {
-          this.handlers.log(`${method} #${id}: no answer ${options.cancelGraceMs} ms after $/cancelRequest; giving up locally`);
-          finish();
-          reject(new SidecarError(method, ErrorCodes.RequestCancelled, `${method}: cancelled (the sidecar did not confirm)`, undefined, true));
+          this.handlers.log(`${method}: no answer ${options.cancelGraceMs} ms after $/cancelRequest; giving up locally`);
+          settle(() =>
+            reject(new SidecarError(method, ErrorCodes.RequestCancelled, `${method}: cancelled (the sidecar did not confirm)`, undefined, true)),
+          );
         }, options.cancelGraceMs);
       };
       options.signal?.addEventListener('abort', onAbort, { once: true });
       if (options.timeoutMs && options.timeoutMs > 0) {
         timer = setTimeout(() => {
-          sendCancel();
-          finish();
-          reject(
-            new SidecarError(method, ClientErrorCodes.RequestTimeout, `${method}: no answer within ${options.timeoutMs} ms`, undefined, true),
+          cancel.cancel();
+          settle(() =>
+            reject(new SidecarError(method, ClientErrorCodes.RequestTimeout, `${method}: no answer within ${options.timeoutMs} ms`, undefined, true)),
           );
         }, options.timeoutMs);
       }
-      this.pending.set(id, {
-        method,
-        settle: (response) => {
-          finish();
-          if (response.error) reject(SidecarError.fromResponse(method, response.error));
-          else resolve(response.result);
-        },
-        fail: (error) => {
-          finish();
-          reject(error);
-        },
-      });
-      this.send({ jsonrpc: '2.0', id, method, params });
+      this.pending.add(entry);
+      let sent: Promise<unknown>;
+      try {
+        sent =
+          params === undefined || params === null
+            ? this.rpc.sendRequest(method, cancel.token)
+            : this.rpc.sendRequest(method, params, cancel.token);
+      } catch (e) {
+        // vscode-jsonrpc throws when its streams closed before the exit event.
+        entry.fail(new SidecarError(method, ClientErrorCodes.ConnectionClosed, `${method}: ${(e as Error).message}`, undefined, true));
+        return;
+      }
+      sent.then(
+        (result) => settle(() => resolve(result)),
+        (e: unknown) =>
+          settle(() =>
+            reject(
+              e instanceof ResponseError
+                ? new SidecarError(method, e.code, e.message, e.data, false)
+                : new SidecarError(method, ClientErrorCodes.ConnectionClosed, `${method}: ${(e as Error).message}`, undefined, true),
+            ),
+          ),
+      );
     });
   }
 
@@ -419,8 +428,8 @@ export class SidecarClient {
 
   private async spawnAndInitialize(onFailure: 'fail' | 'retry' = 'fail'): Promise<InitializeResult> {
     const conn = new Connection(this.options, {
-      notification: (msg) => this.onNotificationMessage(msg),
-      request: (msg) => this.onRequestMessage(msg),
+      notification: (method, params) => this.onNotificationMessage(method, params),
+      request: (method, params) => this.onRequestMessage(method, params),
       stderr: (line) => {
         this.stderrTail.push(line);
         if (this.stderrTail.length > STDERR_TAIL) this.stderrTail.shift();
@@ -616,42 +625,37 @@ export class SidecarClient {
     if (this._state === 'running') this.conn?.notify(method, params);
   }
 
-  private onNotificationMessage(msg: NotificationMessage): void {
-    switch (msg.method) {
+  private onNotificationMessage(method: string, params: unknown): void {
+    switch (method) {
       case Methods.authStatusChanged:
-        this.statusEmitter.fire(msg.params as ServerStatus);
+        this.statusEmitter.fire(params as ServerStatus);
         return;
       case Methods.authorizationPending:
-        this.pendingEmitter.fire(msg.params as AuthorizationPendingParams);
+        this.pendingEmitter.fire(params as AuthorizationPendingParams);
         return;
       case Methods.logMessage: {
-        const p = msg.params as { message?: string } | undefined;
+        const p = params as { message?: string } | undefined;
         this.log(`sidecar: ${p?.message ?? ''}`);
         return;
       }
       default:
-        this.notificationEmitter.fire({ method: msg.method, params: msg.params });
+        this.notificationEmitter.fire({ method, params });
     }
   }
 
-  private async onRequestMessage(msg: RequestMessage): Promise<ResponseMessage> {
-    if (msg.method === Methods.showDocument && this.options.onShowDocument) {
+  private async onRequestMessage(method: string, params: unknown): Promise<unknown> {
+    if (method === Methods.showDocument && this.options.onShowDocument) {
       try {
-        const result = await this.options.onShowDocument(msg.params as ShowDocumentParams);
-        return { jsonrpc: '2.0', id: msg.id, result };
+        return await this.options.onShowDocument(params as ShowDocumentParams);
       } catch (e) {
         this.log(`window/showDocument failed: ${(e as Error).message}`);
-        return { jsonrpc: '2.0', id: msg.id, result: { success: false } };
+        return { success: false };
       }
     }
-    return {
-      jsonrpc: '2.0',
-      id: msg.id,
-      error: { code: ErrorCodes.MethodNotFound, message: `unhandled method ${msg.method}` },
-    };
+    throw new ResponseError(ErrorCodes.MethodNotFound, `unhandled method ${method}`);
   }
 
-  // ---- typed requests (SPEC §3.2) ----
+  // ---- typed requests (docs/protocol.md#requests) ----
 
   /** All configured servers, or one; `probe` asks servers in state `unknown`. */
   authStatus(params: AuthStatusParams = {}, options?: RequestOptions): Promise<AuthStatusResult> {

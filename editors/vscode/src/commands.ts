@@ -1,4 +1,4 @@
-// The four commands (SPEC §9). Each takes an optional server name as its
+// The four commands (README.md, "Commands"). Each takes an optional server name as its
 // first argument (for keybindings and other extensions) and asks with a
 // quick pick otherwise.
 
@@ -16,6 +16,7 @@ export const COMMANDS = {
   signOut: 'mcpAuth.signOut',
   pasteCallbackUrl: 'mcpAuth.pasteCallbackUrl',
   showStatus: 'mcpAuth.showStatus',
+  setClientSecret: 'mcpAuth.setClientSecret',
 } as const;
 
 interface ServerItem extends vscode.QuickPickItem {
@@ -244,6 +245,45 @@ export async function showStatusCommand(ext: McpAuthExtension): Promise<void> {
   await action?.run();
 }
 
+/**
+ * Stores a confidential client's secret in VS Code's SecretStorage (not in
+ * settings.json, which Settings Sync uploads); an empty answer deletes it.
+ * The sidecar restarts with it. Servers of the `mcpAuth.servers` setting.
+ */
+async function setClientSecretCommand(ext: McpAuthExtension, server?: string, secret?: string): Promise<boolean> {
+  if (server === undefined) {
+    const names = ext.settingsServers();
+    if (names.length === 0) {
+      void vscode.window.showInformationMessage(
+        'MCP Auth: a client secret is set for a server of the mcpAuth.servers setting (with its clientId); there is none.',
+      );
+      return false;
+    }
+    const picked = await vscode.window.showQuickPick(
+      names.map((label) => ({ label })),
+      { title: 'MCP Auth: Set Client Secret', placeHolder: 'The server whose OAuth client secret to store' },
+    );
+    if (!picked) return false;
+    server = picked.label;
+  }
+  if (secret === undefined) {
+    secret = await vscode.window.showInputBox({
+      title: `MCP Auth: client secret for ${server}`,
+      prompt: 'Kept in VS Code’s secret storage (the OS keyring), never in settings. Leave empty to delete it.',
+      password: true,
+      ignoreFocusOut: true,
+    });
+    if (secret === undefined) return false;
+  }
+  try {
+    await ext.setClientSecret(server, secret.trim() || undefined);
+    return true;
+  } catch (e) {
+    void vscode.window.showErrorMessage(`MCP Auth: could not store the client secret: ${describeError(e)}`);
+    return false;
+  }
+}
+
 export function registerCommands(ext: McpAuthExtension): vscode.Disposable[] {
   return [
     vscode.commands.registerCommand(COMMANDS.authorize, (server?: string, options?: { force?: boolean; scopes?: string[] }) =>
@@ -254,5 +294,8 @@ export function registerCommands(ext: McpAuthExtension): vscode.Disposable[] {
       pasteCallbackUrlCommand(ext, server, url),
     ),
     vscode.commands.registerCommand(COMMANDS.showStatus, () => showStatusCommand(ext)),
+    vscode.commands.registerCommand(COMMANDS.setClientSecret, (server?: string, secret?: string) =>
+      setClientSecretCommand(ext, server, secret),
+    ),
   ];
 }

@@ -1,4 +1,4 @@
-// VS Code integration of mcp-auth-sidecar (SPEC §9): starts the sidecar
+// VS Code integration of mcp-auth-sidecar (README.md; docs/protocol.md#integrating-an-editor): starts the sidecar
 // through the vscode-free SidecarClient, keeps a status cache for the
 // status bar, registers the commands and returns the API (api.ts).
 
@@ -18,9 +18,14 @@ import {
   type ServerConfig,
   type ServerStatus,
 } from './protocol';
+import { MCP_PROVIDER_ID, registerMcpServerProvider } from './mcpProvider';
+import { resolveSidecarHere, type SidecarResolution } from './sidecarPath';
 import { StatusBar } from './statusBar';
 
 export { describeError } from './errors';
+
+/** SecretStorage key of a server's client secret: prefix + server name. */
+export const SECRET_PREFIX = 'mcpAuth.clientSecret/';
 
 export interface Settings {
   sidecarPath: string;
@@ -36,7 +41,8 @@ export interface Settings {
 export function readSettings(): Settings {
   const c = vscode.workspace.getConfiguration('mcpAuth');
   return {
-    sidecarPath: c.get<string>('sidecarPath', 'mcp-auth-sidecar') || 'mcp-auth-sidecar',
+    // Empty (the default): the bundled binary, else PATH (sidecarPath.ts).
+    sidecarPath: c.get<string>('sidecarPath', '') ?? '',
     servers: c.get<Record<string, ServerConfig>>('servers', {}) ?? {},
     storage: c.get<Settings['storage']>('storage', 'auto'),
     browser: c.get<BrowserOption>('browser', 'auto'),
@@ -47,17 +53,15 @@ export function readSettings(): Settings {
   };
 }
 
-function expandHome(p: string): string {
-  return p === '~' || p.startsWith('~/') ? os.homedir() + p.slice(1) : p;
-}
-
 /** The extension's state: one sidecar, the status cache, the UI hooks. */
 export class McpAuthExtension implements vscode.Disposable {
-  readonly output: vscode.OutputChannel;
+  readonly output: vscode.LogOutputChannel;
   readonly client: SidecarClient;
   readonly browser: BrowserBridge;
   /** Last known status per server (from notifications and results). */
   readonly statuses = new Map<string, ServerStatus>();
+  /** True once `statuses` holds a full mcp/authStatus answer of the running sidecar. */
+  statusesLoaded = false;
   /** Authorization URL of the flow in progress, per server. */
   readonly pending = new Map<string, string>();
   /** Authorizations started from this window, to join and to cancel. */
@@ -74,9 +78,18 @@ export class McpAuthExtension implements vscode.Disposable {
   private lastFailureShown: string | undefined;
   private disposed = false;
   private outputClosed = false;
+  /** Client secrets from SecretStorage, by server name (read before each start). */
+  private clientSecrets = new Map<string, string>();
+  private warnedSecretsInSettings = '';
 
-  constructor(private readonly version: string) {
-    this.output = vscode.window.createOutputChannel('MCP Auth');
+  constructor(
+    private readonly version: string,
+    /** The extension's folder: a platform-specific VSIX has the binary under bin/. */
+    private readonly extensionPath: string,
+    /** Where client secrets live (context.secrets), instead of settings.json. */
+    private readonly secrets?: vscode.SecretStorage,
+  ) {
+    this.output = vscode.window.createOutputChannel('MCP Auth', { log: true });
     this.settings = readSettings();
     this.browser = new BrowserBridge({
       log: (m) => this.log(m),
@@ -87,12 +100,12 @@ export class McpAuthExtension implements vscode.Disposable {
       },
     });
     this.client = new SidecarClient({
-      command: expandHome(this.settings.sidecarPath),
+      command: this.sidecarCommand(),
       env: this.sidecarEnv(),
       initializeParams: () => this.initializeParams(),
       onShowDocument: (params) => this.browser.showDocument(params),
       log: (m) => this.log(m),
-      onStderr: (line) => this.append(`[sidecar] ${line}`),
+      onStderr: (line) => this.sidecarLine(line),
     });
     this.disposables.push(
       this.client.onDidChangeStatus((s) => this.applyStatus(s)),
@@ -108,15 +121,82 @@ export class McpAuthExtension implements vscode.Disposable {
       vscode.workspace.onDidChangeWorkspaceFolders(() => this.scheduleRestart('workspace folders changed')),
       vscode.workspace.onDidGrantWorkspaceTrust(() => this.scheduleRestart('workspace trusted')),
     );
+    if (secrets) {
+      this.disposables.push(
+        secrets.onDidChange((e) => {
+          if (e.key.startsWith(SECRET_PREFIX)) this.scheduleRestart('a client secret changed');
+        }),
+      );
+    }
   }
 
-  log(message: string): void {
-    this.append(`[${new Date().toISOString()}] ${message}`);
-  }
-
-  private append(line: string): void {
+  log(message: string, level: 'info' | 'warn' | 'error' = 'info'): void {
     // The sidecar may still write while it shuts down after dispose().
-    if (!this.outputClosed) this.output.appendLine(line);
+    if (!this.outputClosed) this.output[level](message);
+  }
+
+  /** A line of the sidecar's stderr (its tracing log), at the level it names. */
+  private sidecarLine(line: string): void {
+    if (this.outputClosed) return;
+    const level = /^\S*\s*(TRACE|DEBUG|INFO|WARN|ERROR)\b/.exec(line)?.[1];
+    const text = `[sidecar] ${line}`;
+    if (level === 'ERROR') this.output.error(text);
+    else if (level === 'WARN') this.output.warn(text);
+    else if (level === 'DEBUG') this.output.debug(text);
+    else if (level === 'TRACE') this.output.trace(text);
+    else this.output.info(text);
+  }
+
+  /** The names of the servers in the `mcpAuth.servers` setting (those a client secret can be set for). */
+  settingsServers(): string[] {
+    return Object.keys(this.settings.servers);
+  }
+
+  /** Stores (or, with an empty value, deletes) a server's client secret; the sidecar restarts with it. */
+  async setClientSecret(server: string, secret: string | undefined): Promise<void> {
+    if (!this.secrets) throw new Error('no SecretStorage in this VS Code');
+    if (secret) await this.secrets.store(SECRET_PREFIX + server, secret);
+    else await this.secrets.delete(SECRET_PREFIX + server);
+    this.log(`client secret for ${server} ${secret ? 'stored in VS Code\'s secret storage' : 'deleted'}`);
+  }
+
+  /** Reads the client secrets of the configured servers from SecretStorage. */
+  private async loadSecrets(): Promise<void> {
+    const found = new Map<string, string>();
+    if (this.secrets) {
+      for (const name of this.settingsServers()) {
+        try {
+          const value = await this.secrets.get(SECRET_PREFIX + name);
+          if (value) found.set(name, value);
+        } catch (e) {
+          this.log(`could not read the client secret of ${name}: ${describeError(e)}`, 'warn');
+        }
+      }
+    }
+    this.clientSecrets = found;
+    // settings.json is synced by Settings Sync: say so, without the value.
+    const inSettings = Object.entries(this.settings.servers)
+      .filter(([, c]) => typeof c?.clientSecret === 'string' && c.clientSecret !== '')
+      .map(([name]) => name);
+    const key = inSettings.join(',');
+    if (inSettings.length && key !== this.warnedSecretsInSettings) {
+      this.warnedSecretsInSettings = key;
+      const text =
+        `MCP Auth: a client secret in settings (mcpAuth.servers: ${inSettings.join(', ')}) is deprecated: settings.json is uploaded by Settings Sync. ` +
+        'Run “MCP Auth: Set Client Secret…” to keep it in VS Code\'s secret storage, then remove clientSecret from the setting.';
+      this.log(text, 'warn');
+      void vscode.window.showWarningMessage(text, 'Set Client Secret…').then((choice) => {
+        if (choice) void vscode.commands.executeCommand('mcpAuth.setClientSecret', inSettings[0]);
+      });
+    }
+  }
+
+  /** The executable to start: mcpAuth.sidecarPath when set, else the bundled binary, else PATH. */
+  private sidecarCommand(): string {
+    const r: SidecarResolution = resolveSidecarHere(this.settings.sidecarPath, this.extensionPath, os.homedir());
+    const from = { setting: 'mcpAuth.sidecarPath', bundled: 'bundled with the extension', PATH: 'on PATH', none: 'not found' }[r.source];
+    this.log(`sidecar: ${r.command} (${from})`);
+    return r.command;
   }
 
   private sidecarEnv(): NodeJS.ProcessEnv {
@@ -125,8 +205,14 @@ export class McpAuthExtension implements vscode.Disposable {
 
   initializationOptions(): InitializationOptions {
     const s = this.settings;
+    // A secret from SecretStorage wins over a (deprecated) one in settings.
+    const servers: Record<string, ServerConfig> = {};
+    for (const [name, config] of Object.entries(s.servers)) {
+      const secret = this.clientSecrets.get(name);
+      servers[name] = secret ? { ...config, clientSecret: secret } : config;
+    }
     return {
-      servers: s.servers,
+      servers,
       configFiles: s.configFiles,
       discoverConfigFiles: s.discoverConfigFiles,
       storage: s.storage,
@@ -154,6 +240,7 @@ export class McpAuthExtension implements vscode.Disposable {
   /** Starts the sidecar and loads the statuses; failures are shown, not thrown. */
   async start(): Promise<void> {
     try {
+      await this.loadSecrets();
       await this.client.start();
       await this.refresh();
     } catch (e) {
@@ -164,7 +251,7 @@ export class McpAuthExtension implements vscode.Disposable {
   private reloadSettings(): void {
     this.settings = readSettings();
     // A new executable or log level needs a new process.
-    this.client.setLaunch({ command: expandHome(this.settings.sidecarPath), env: this.sidecarEnv() });
+    this.client.setLaunch({ command: this.sidecarCommand(), env: this.sidecarEnv() });
   }
 
   /** Makes sure the sidecar runs (a command after a failure tries again). */
@@ -172,6 +259,7 @@ export class McpAuthExtension implements vscode.Disposable {
     if (this.disposed) throw new SidecarError('start', ClientErrorCodes.NotRunning, 'the extension is shutting down', undefined, true);
     if (this.client.state === 'failed' || this.client.state === 'stopped') {
       this.reloadSettings();
+      await this.loadSecrets();
       await this.client.start();
       await this.refresh().catch(() => undefined);
     }
@@ -190,6 +278,7 @@ export class McpAuthExtension implements vscode.Disposable {
     this.lastFailureShown = undefined;
     for (const f of this.flows.values()) f.abort.abort();
     await this.client.stop();
+    this.statusesLoaded = false;
     this.statuses.clear();
     this.pending.clear();
     this.changeEmitter.fire();
@@ -229,6 +318,7 @@ export class McpAuthExtension implements vscode.Disposable {
     const result = await this.client.authStatus(probe ? { probe: true } : {});
     const seen = new Set(result.servers.map((s) => s.server));
     for (const name of [...this.statuses.keys()]) if (!seen.has(name)) this.statuses.delete(name);
+    this.statusesLoaded = true;
     for (const s of result.servers) this.applyStatus(s);
     for (const problem of result.configProblems ?? []) this.log(`configuration problem: ${problem}`);
     this.changeEmitter.fire();
@@ -342,9 +432,10 @@ export class McpAuthExtension implements vscode.Disposable {
   }
 }
 
-export function createApi(ext: McpAuthExtension): McpAuthApi {
+export function createApi(ext: McpAuthExtension, mcpProvider: boolean): McpAuthApi {
   return {
     apiVersion: 1,
+    mcpServerDefinitionProvider: mcpProvider ? MCP_PROVIDER_ID : undefined,
     getAccessToken: (server, options) => ext.accessToken(server, options),
     onDidChangeStatus: ext.onDidChangeStatus,
     getStatus: async (server) => {
@@ -361,11 +452,13 @@ let current: McpAuthExtension | undefined;
 
 export function activate(context: vscode.ExtensionContext): McpAuthApi {
   const version = (context.extension?.packageJSON as { version?: string } | undefined)?.version ?? '0';
-  const ext = new McpAuthExtension(version);
+  const ext = new McpAuthExtension(version, context.extensionPath, context.secrets);
   current = ext;
   context.subscriptions.push(ext, new StatusBar(ext), ...registerCommands(ext));
+  const mcp = registerMcpServerProvider(ext);
+  context.subscriptions.push(...mcp.disposables);
   void ext.start();
-  return createApi(ext);
+  return createApi(ext, mcp.registered);
 }
 
 export async function deactivate(): Promise<void> {

@@ -1,7 +1,7 @@
-// Types of the mcp-auth-sidecar wire protocol (SPEC §3, schemas/*.json).
+// Types of the mcp-auth-sidecar wire protocol (docs/protocol.md, schemas/*.json).
 // No `vscode` import: shared by the client, the extension and the tests.
 
-/** SPEC §3.4 `state`. */
+/** `state`: docs/protocol.md#state-machine. */
 export type AuthState =
   | 'unknown'
   | 'not_required'
@@ -25,7 +25,7 @@ export const AUTH_STATES: readonly AuthState[] = [
 
 export type StorageMode = 'keyring' | 'file' | 'memory';
 
-/** SPEC §3.4, schemas/server-status.json. */
+/** docs/protocol.md#serverstatus, schemas/server-status.json. */
 export interface ServerStatus {
   /** Configured name, or the URL of an ad-hoc server. */
   server: string;
@@ -40,7 +40,7 @@ export interface ServerStatus {
   message?: string;
 }
 
-/** SPEC §3.1, schemas/server-config.json. */
+/** docs/protocol.md#initialization-options, schemas/server-config.json. */
 export interface ServerConfig {
   url: string;
   clientId?: string;
@@ -54,7 +54,7 @@ export interface ServerConfig {
 
 export type BrowserOption = 'auto' | 'none' | string[];
 
-/** SPEC §3.1, schemas/initialization-options.json. */
+/** docs/protocol.md#initialization-options, schemas/initialization-options.json. */
 export interface InitializationOptions {
   servers?: Record<string, ServerConfig>;
   configFiles?: string[];
@@ -159,7 +159,7 @@ export interface ShowDocumentResult {
   success: boolean;
 }
 
-/** Method names (SPEC §3.2, §3.3). */
+/** Method names (docs/protocol.md#requests, #notifications). */
 export const Methods = {
   initialize: 'initialize',
   initialized: 'initialized',
@@ -178,7 +178,7 @@ export const Methods = {
   logMessage: 'window/logMessage',
 } as const;
 
-/** JSON-RPC / LSP and SPEC §3.5 error codes answered by the sidecar. */
+/** JSON-RPC / LSP and sidecar error codes answered by the sidecar (docs/protocol.md#errors). */
 export const ErrorCodes = {
   ParseError: -32700,
   InvalidRequest: -32600,

@@ -4,8 +4,8 @@
 // (openExternal, asExternalUri), end to end.
 
 import * as assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import * as stub from './support/vscodeStub';
 import { assertPrerequisites, extensionRoot, freePort, rejection, sidecarBin, tempHome, until, within } from './support/env';
 import { callbackUrlFor, followInBrowser, postInitialize, startExample, type ExampleServer } from './support/exampleServer';
@@ -52,7 +52,7 @@ describe('the VS Code extension (stub vscode, real sidecar)', function () {
     };
   }
 
-  async function activate(extra: Record<string, unknown> = {}): Promise<Activated> {
+  async function activate(extra: Record<string, unknown> = {}, extensionPath?: string): Promise<Activated> {
     stub.reset();
     stub.configure(settings(extra));
     // The "browser": follows the authorization URL in the background (a
@@ -61,7 +61,7 @@ describe('the VS Code extension (stub vscode, real sidecar)', function () {
       void followInBrowser(url).catch(() => undefined);
       return true;
     };
-    const context = stub.extensionContext(packageJSON);
+    const context = stub.extensionContext(packageJSON, extensionPath);
     const api = extension.activate(context);
     const instance = context.subscriptions.find((d) => d instanceof extension.McpAuthExtension) as Activated['instance'];
     const events: ServerStatus[] = [];
@@ -119,14 +119,136 @@ describe('the VS Code extension (stub vscode, real sidecar)', function () {
       'mcpAuth.signOut': 'MCP Auth: Sign Out…',
       'mcpAuth.pasteCallbackUrl': 'MCP Auth: Paste Callback URL…',
       'mcpAuth.showStatus': 'MCP Auth: Show Status',
+      'mcpAuth.setClientSecret': 'MCP Auth: Set Client Secret…',
     });
     const props = packageJSON.contributes.configuration.properties;
-    assert.equal(props['mcpAuth.sidecarPath']?.default, 'mcp-auth-sidecar');
+    assert.equal(props['mcpAuth.sidecarPath']?.default, ''); // unset: bundled, then PATH
     assert.deepEqual(props['mcpAuth.servers']?.default, {});
     assert.equal(props['mcpAuth.storage']?.default, 'auto');
     const manifest = packageJSON as unknown as { activationEvents: string[]; main: string };
     assert.ok(manifest.activationEvents.includes('onStartupFinished'));
     assert.equal(manifest.main, './out/src/extension.js');
+    // The MCP server definition provider is declared, and activates the extension.
+    const contributes = packageJSON.contributes as unknown as { mcpServerDefinitionProviders: { id: string }[] };
+    assert.deepEqual(contributes.mcpServerDefinitionProviders.map((p) => p.id), ['mcpAuth.servers']);
+    assert.ok(manifest.activationEvents.includes('onMcpServerDefinitionProvider:mcpAuth.servers'));
+  });
+
+  describe("VS Code's own MCP client (lm.registerMcpServerDefinitionProvider)", () => {
+    function provider(): stub.McpProviderRecord['provider'] {
+      const rec = stub.recorded.mcpProviders.find((p) => p.id === 'mcpAuth.servers' && !p.disposed);
+      assert.ok(rec, 'the provider is registered');
+      return rec.provider;
+    }
+    const token = () => new stub.CancellationTokenSource().token;
+
+    it('offers the configured servers; resolve signs in once and adds a Bearer token the MCP server accepts', async () => {
+      const a = await activate();
+      assert.equal(a.api.mcpServerDefinitionProvider, 'mcpAuth.servers');
+      const defs = await provider().provideMcpServerDefinitions(token());
+      assert.deepEqual(
+        defs.map((d) => [d.label, d.uri.toString(), d.headers]),
+        [[SERVER, example.mcpUrl, {}]],
+      );
+      assert.equal(stub.recorded.openedExternal.length, 0, 'offering does not sign in');
+
+      // VS Code resolves before it connects: no token yet → the browser flow, then the header.
+      const resolved = await provider().resolveMcpServerDefinition!(defs[0]!, token());
+      assert.equal(stub.recorded.openedExternal.length, 1, 'one browser sign-in');
+      const auth = resolved?.headers.Authorization ?? '';
+      assert.match(auth, /^Bearer \S+$/);
+      const reply = await postInitialize(example.mcpUrl, auth.slice('Bearer '.length));
+      assert.equal(reply.status, 200, reply.text);
+      assert.ok(!a.output.lines.some((l) => l.includes(auth.slice(7))), 'the token never reaches the log');
+
+      // A second connection: the same login, no second browser flow; the sidecar's token.
+      const again = await provider().resolveMcpServerDefinition!(
+        (await provider().provideMcpServerDefinitions(token()))[0]!,
+        token(),
+      );
+      assert.equal(stub.recorded.openedExternal.length, 1, 'no second sign-in');
+      assert.equal(again?.headers.Authorization, `Bearer ${await a.api.getAccessToken(SERVER)}`);
+    });
+
+    it('a cancelled token, or a server the sidecar cannot serve, rejects with a clear error', async () => {
+      await activate();
+      const defs = await provider().provideMcpServerDefinitions(token());
+      const source = new stub.CancellationTokenSource();
+      source.cancel();
+      const cancelled = await rejection(provider().resolveMcpServerDefinition!(defs[0]!, source.token));
+      assert.match((cancelled as Error).message, /^MCP Auth: connecting to example was cancelled$/);
+      assert.equal(stub.recorded.openedExternal.length, 0);
+      const unknown = new stub.McpHttpServerDefinition('nope', stub.Uri.parse('https://nope.example/mcp'));
+      const failed = await rejection(provider().resolveMcpServerDefinition!(unknown, token()));
+      assert.match((failed as Error).message, /^MCP Auth: no access token for nope: /);
+    });
+
+    it('fires onDidChangeMcpServerDefinitions when the set of servers changes', async () => {
+      const a = await activate();
+      let fired = 0;
+      provider().onDidChangeMcpServerDefinitions!(() => fired++);
+      await provider().provideMcpServerDefinitions(token());
+      // A restart with the same servers (another setting changed) is no change for VS Code.
+      const pid = a.instance.client.pid;
+      stub.configure({ 'mcpAuth.logLevel': 'debug' }, true);
+      await until(15_000, 'the restart', () => {
+        const now = a.instance.client.pid;
+        return now !== undefined && now !== pid && a.instance.statusesLoaded;
+      });
+      assert.equal(fired, 0, 'same servers after a restart: no event');
+      stub.configure({ 'mcpAuth.servers': { [SERVER]: { url: example.mcpUrl }, second: { url: example.mcpUrl } } }, true);
+      await until(15_000, 'onDidChangeMcpServerDefinitions', () => fired > 0);
+      const defs = await provider().provideMcpServerDefinitions(token());
+      assert.deepEqual(defs.map((d) => d.label).sort(), [SERVER, 'second']);
+      assert.ok(a.output.lines.some((l) => l.includes('MCP server definitions changed')));
+    });
+
+    it('on a VS Code without the API (before 1.101) nothing is registered and the rest works', async () => {
+      stub.reset();
+      delete stub.lm.registerMcpServerDefinitionProvider;
+      stub.configure(settings());
+      const context = stub.extensionContext(packageJSON);
+      const api = extension.activate(context);
+      active = { api, context, instance: undefined as never, item: stub.recorded.statusBarItems[0]!, output: stub.recorded.outputChannels[0]!, events: [] };
+      assert.equal(api.mcpServerDefinitionProvider, undefined);
+      assert.equal(stub.recorded.mcpProviders.length, 0);
+      assert.ok(active.output.lines.some((l) => l.includes('has no MCP server definition provider API')));
+      assert.equal((await api.getStatus(SERVER))[0]?.server, SERVER);
+    });
+  });
+
+  describe('client secrets in SecretStorage', () => {
+    it('"MCP Auth: Set Client Secret…" stores it in SecretStorage, restarts the sidecar with it, never logs it', async () => {
+      const a = await activate({ 'mcpAuth.servers': { [SERVER]: { url: example.mcpUrl, clientId: 'pre-registered' } } });
+      await statusBarShows(a, '$(shield) MCP: 0/1 signed in');
+      const pid = a.instance.client.pid;
+      stub.responders.quickPick = (r) => r.items.find((i) => i.label === SERVER);
+      stub.responders.inputBox = () => 'very-secret-value';
+      assert.equal(await stub.commands.executeCommand('mcpAuth.setClientSecret'), true);
+      assert.equal(stub.recorded.inputBoxes.at(-1)?.options?.password, true);
+      assert.equal(a.context.secrets.values.get('mcpAuth.clientSecret/example'), 'very-secret-value');
+      await until(15_000, 'the sidecar restarted', () => a.instance.client.pid !== undefined && a.instance.client.pid !== pid && a.instance.client.state === 'running');
+      assert.deepEqual(a.instance.initializationOptions().servers?.[SERVER], {
+        url: example.mcpUrl,
+        clientId: 'pre-registered',
+        clientSecret: 'very-secret-value',
+      });
+      assert.ok(!a.output.lines.some((l) => l.includes('very-secret-value')), 'the secret never reaches the log');
+      // An empty answer deletes it.
+      assert.equal(await stub.commands.executeCommand('mcpAuth.setClientSecret', SERVER, ''), true);
+      assert.equal(a.context.secrets.values.has('mcpAuth.clientSecret/example'), false);
+    });
+
+    it('a clientSecret in settings still works but warns (naming the command, not the value)', async () => {
+      const a = await activate({ 'mcpAuth.servers': { [SERVER]: { url: example.mcpUrl, clientId: 'c', clientSecret: 'in-settings-secret' } } });
+      await until(15_000, 'the warning', () => stub.recorded.messages.some((m) => m.kind === 'warning'));
+      const warning = stub.recorded.messages.find((m) => m.kind === 'warning')!;
+      assert.match(warning.message, /deprecated.*Settings Sync.*MCP Auth: Set Client Secret/);
+      assert.ok(!warning.message.includes('in-settings-secret'));
+      assert.deepEqual(warning.items, ['Set Client Secret…']);
+      assert.equal(a.instance.initializationOptions().servers?.[SERVER]?.clientSecret, 'in-settings-secret');
+      assert.ok(!a.output.lines.some((l) => l.includes('in-settings-secret')));
+    });
   });
 
   it('activate() registers the commands, a status bar item and an output channel, and returns the API', async () => {
@@ -138,6 +260,7 @@ describe('the VS Code extension (stub vscode, real sidecar)', function () {
     assert.equal(a.item.id, 'mcpAuth.status');
     assert.equal(a.item.command, 'mcpAuth.showStatus');
     assert.equal(a.output.name, 'MCP Auth');
+    assert.equal(a.output.isLogChannel, true, 'a LogOutputChannel');
     assert.equal(a.api.apiVersion, 1);
     assert.equal(typeof a.api.getAccessToken, 'function');
     assert.equal(typeof a.api.onDidChangeStatus, 'function');
@@ -146,6 +269,13 @@ describe('the VS Code extension (stub vscode, real sidecar)', function () {
     assert.equal(a.item.visible, true);
     assert.match(String(a.item.tooltip), /^example — Not checked$/m);
     assert.ok(a.output.lines.some((l) => l.includes('[sidecar]')), 'the sidecar log goes to the output channel');
+    // A log channel: each sidecar line at the level its tracing prefix names.
+    const levels: Record<string, string> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warning', ERROR: 'error' };
+    const sidecarLines = a.output.lines
+      .map((l) => /^\[(\w+)\] \[sidecar\] \S+\s+(TRACE|DEBUG|INFO|WARN|ERROR)\b/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null);
+    assert.ok(sidecarLines.length > 0, a.output.lines.join('\n'));
+    for (const m of sidecarLines) assert.equal(m[1], levels[m[2]!], m[0]);
   });
 
   describe('sign-in, token, sign-out', () => {
@@ -334,6 +464,20 @@ describe('the VS Code extension (stub vscode, real sidecar)', function () {
     await statusBarShows(a, '$(shield) MCP: 0/2 signed in');
     assert.match(String(a.item.tooltip), /^second — Not checked$/m);
     assert.notEqual(a.instance.client.pid, firstPid);
+  });
+
+  it('mcpAuth.sidecarPath unset: the binary bundled under bin/<platform>-<arch> runs; set, the setting wins', async () => {
+    const extDir = join(home.home, 'extension');
+    const bundled = join(extDir, 'bin', `${process.platform}-${process.arch}`, 'mcp-auth-sidecar');
+    mkdirSync(dirname(bundled), { recursive: true });
+    symlinkSync(sidecarBin, bundled); // a link: the debug binary is large
+    let a = await activate({ 'mcpAuth.sidecarPath': undefined }, extDir);
+    await statusBarShows(a, '$(shield) MCP: 0/1 signed in');
+    assert.ok(a.output.lines.some((l) => l.endsWith(`sidecar: ${bundled} (bundled with the extension)`)), a.output.lines.join('\n'));
+    await deactivate();
+    a = await activate({}, extDir); // settings() sets mcpAuth.sidecarPath
+    await statusBarShows(a, '$(shield) MCP: 0/1 signed in');
+    assert.ok(a.output.lines.some((l) => l.endsWith(`sidecar: ${sidecarBin} (mcpAuth.sidecarPath)`)), a.output.lines.join('\n'));
   });
 
   it('a missing sidecar binary: error message with "Open Settings", error in the status bar; deactivate is clean', async () => {

@@ -1,40 +1,10 @@
 // Unit tests of the pure parts: framing, status summaries, URL helpers.
 
 import * as assert from 'node:assert/strict';
-import { MessageReader, SidecarError, encodeMessage, type Message } from '../src/jsonrpc';
+import { SidecarError } from '../src/jsonrpc';
 import type { ServerStatus } from '../src/protocol';
 import { summarize } from '../src/status';
 import { callbackUrlProblem, isLoopbackHost, loopbackRedirect, reachesSameListener, survivesVscodeUri } from '../src/urls';
-
-describe('LSP framing (MessageReader)', () => {
-  it('reads messages split at every byte, including multi-byte UTF-8', () => {
-    const a: Message = { jsonrpc: '2.0', method: 'mcp/authStatusChanged', params: { message: 'Grüße — ✓' } };
-    const b: Message = { jsonrpc: '2.0', id: 7, result: { servers: [] } };
-    const bytes = Buffer.concat([encodeMessage(a), encodeMessage(b)]);
-    const errors: string[] = [];
-    const reader = new MessageReader((e) => errors.push(e));
-    const out: Message[] = [];
-    for (let i = 0; i < bytes.length; i++) out.push(...reader.push(bytes.subarray(i, i + 1)));
-    assert.deepEqual(out, [a, b]);
-    assert.deepEqual(errors, []);
-  });
-
-  it('reads several messages from one chunk and accepts other headers', () => {
-    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, result: null });
-    const frame = `Content-Type: application/vscode-jsonrpc; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
-    const reader = new MessageReader();
-    assert.equal(reader.push(Buffer.from(frame + frame + frame)).length, 3);
-  });
-
-  it('skips a frame without Content-Length or with bad JSON, and keeps reading', () => {
-    const errors: string[] = [];
-    const reader = new MessageReader((e) => errors.push(e));
-    const good = encodeMessage({ jsonrpc: '2.0', id: 2, result: 1 });
-    const out = reader.push(Buffer.concat([Buffer.from('X-Junk: 1\r\n\r\n'), Buffer.from('Content-Length: 3\r\n\r\n{x}'), good]));
-    assert.deepEqual(out, [{ jsonrpc: '2.0', id: 2, result: 1 }]);
-    assert.equal(errors.length, 2, errors.join('\n'));
-  });
-});
 
 describe('SidecarError', () => {
   it('exposes the ServerStatus of a 1001 and the OAuth error of a 1002', () => {

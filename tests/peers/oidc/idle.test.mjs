@@ -1,6 +1,6 @@
 // The normal case, measured: a user signed in once, and editor windows stay
 // open for days with the credential on disk. An idle sidecar then makes no
-// wake-ups at all (SPEC §6: no timers; the store watcher sleeps in the
+// wake-ups at all (docs/protocol.md#storage-and-locking: no timers; the store watcher sleeps in the
 // kernel) and uses no CPU — in both persistent modes, against a real AS.
 //
 // The keyring run needs a Secret Service: scripts/peers.sh provides a

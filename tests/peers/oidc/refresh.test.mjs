@@ -1,4 +1,4 @@
-// SPEC §6 against a real rotating-refresh-token authorization server
+// ARCHITECTURE.md#the-refresh-transaction-and-locking against a real rotating-refresh-token authorization server
 // (oidc-provider: a refresh token is single-use, and presenting a spent one
 // revokes the whole grant): many sidecar processes on one home, one refresh.
 //

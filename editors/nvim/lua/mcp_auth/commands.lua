@@ -1,4 +1,4 @@
---- :McpAuth {status|authorize|logout|paste|cancel|log} [server] …
+--- :McpAuth {status|authorize|logout|paste|cancel|copy|log} [server] …
 local M = {}
 
 local function api()
@@ -53,9 +53,9 @@ function M.describe(s, opts)
 end
 
 local function show_status(server)
-  api().refresh(function(list, err)
+  api().refresh(function(err, list)
     if err then
-      say('status failed: ' .. err, ERROR)
+      say('status failed: ' .. tostring(err), ERROR)
       return
     end
     if not list or #list == 0 then
@@ -109,9 +109,9 @@ local function with_server(server, prompt, filter, fn)
   if #cached > 0 then
     choose(cached)
   else
-    api().refresh(function(list, err)
+    api().refresh(function(err, list)
       if err then
-        say(err, ERROR)
+        say(tostring(err), ERROR)
         return
       end
       choose(list or {})
@@ -144,12 +144,12 @@ local function authorize(server, force)
       return
     end
     say(('authorizing %s…'):format(name))
-    api().authorize(name, function(s, err, raw)
+    api().authorize(name, function(err, s)
       if err then
-        if raw and raw.code == api().errors.RequestCancelled then
+        if err.code == api().errors.RequestCancelled then
           say(('authorization of %s cancelled'):format(name))
         else
-          say(('authorizing %s failed: %s'):format(name, err), ERROR)
+          say(('authorizing %s failed: %s'):format(name, tostring(err)), ERROR)
         end
         return
       end
@@ -166,9 +166,9 @@ local function logout(server, no_revoke)
     if no_revoke then
       opts.revoke = false
     end
-    api().logout(name, function(result, err)
+    api().logout(name, function(err, result)
       if err then
-        say(('logout of %s failed: %s'):format(name, err), ERROR)
+        say(('logout of %s failed: %s'):format(name, tostring(err)), ERROR)
         return
       end
       say(('logged out of %s (%s)'):format(name, result.revoked and 'tokens revoked' or 'local tokens deleted, not revoked'))
@@ -177,9 +177,9 @@ local function logout(server, no_revoke)
 end
 
 local function complete_with(name, url)
-  api().complete_authorization(name, url, function(s, err)
+  api().complete_authorization(name, url, function(err, s)
     if err then
-      say(('completing the authorization of %s failed: %s'):format(name, err), ERROR)
+      say(('completing the authorization of %s failed: %s'):format(name, tostring(err)), ERROR)
       return
     end
     say(summary(name, s))
@@ -212,10 +212,34 @@ local function cancel(server)
   end)
 end
 
+local function copy(server, register)
+  with_server(server, 'Copy the authorization URL of which MCP server?', function(s)
+    return api().pending_url(s.server) ~= nil
+  end, function(name)
+    if not api().pending_url(name) then
+      say(('no authorization URL for %s (:McpAuth authorize %s starts a flow)'):format(name, name), WARN)
+      return
+    end
+    local reg = register
+    if not reg or reg == '' then
+      reg = require('mcp_auth.config').options.copy_url or (vim.fn.has('clipboard') == 1 and '+' or '"')
+    end
+    local written = api().copy_url(name, reg)
+    if written then
+      say(('authorization URL of %s copied to the %s register'):format(name, written))
+    else
+      say(('could not write the %s register (no clipboard provider?)'):format(reg), WARN)
+    end
+  end)
+end
+
 local function show_log()
-  local lines = require('mcp_auth.sidecar').log_lines()
+  local lines, path = require('mcp_auth.sidecar').log_lines()
   if #lines == 0 then
-    lines = { '(no output from mcp-auth-sidecar yet; setup({ log_level = "debug" }) for more)' }
+    lines = {
+      ('(no output from mcp-auth-sidecar in %s yet; setup({ log_level = "debug" }) for more;'):format(path),
+      ' Neovim\'s LSP client records it there when its log level is ERROR or lower, see :help lsp-log)',
+    }
   end
   vim.cmd('botright new')
   local buf = vim.api.nvim_get_current_buf()
@@ -243,12 +267,15 @@ M.subcommands = {
   cancel = function(args)
     cancel(args[2])
   end,
+  copy = function(args)
+    copy(args[2], args[3])
+  end,
   log = function()
     show_log()
   end,
 }
 
-local takes_server = { status = true, authorize = true, logout = true, paste = true, cancel = true }
+local takes_server = { status = true, authorize = true, logout = true, paste = true, cancel = true, copy = true }
 
 function M.run(opts)
   local args = opts.fargs

@@ -1,8 +1,11 @@
 --- mcp_auth: Neovim client of mcp-auth-sidecar (OAuth for remote MCP servers).
 ---
---- Public API (also documented in :help mcp_auth-api):
+--- Public API (also documented in :help mcp_auth-api). Every callback is
+--- cb(err, result): err is nil or { code, message, data } (tostring(err) is
+--- the message), result the value.
 ---   setup(opts), statusline(opts), highlight(), status(), refresh(cb),
 ---   token(server, cb, opts), headers(server, cb, opts), token_sync(server, timeout_ms),
+---   headers_sync(server, timeout_ms),
 ---   authorize(server, cb, opts), complete_authorization(server, url, cb),
 ---   logout(server, cb, opts), handle_challenge(server, status, www_authenticate, cb),
 ---   cancel(server), pending_url(server), servers(), request(method, params, cb),
@@ -13,7 +16,7 @@ local status = require('mcp_auth.status')
 
 local M = {}
 
---- Error codes of SPEC §3.5.
+--- Error codes (docs/protocol.md#errors).
 M.errors = {
   AuthorizationRequired = 1001,
   AuthorizationFailed = 1002,
@@ -27,7 +30,13 @@ M.errors = {
   SidecarUnavailable = require('mcp_auth.rpc').PROCESS_EXITED,
 }
 
+---@class mcp_auth.Error
+---@field code integer JSON-RPC error code (M.errors)
+---@field message string what happened, for a human
+---@field data any the error's data (often a ServerStatus)
+
 local pending_urls = {} ---@type table<string, string>
+local start_for_status -- forward
 local inflight = {} ---@type table<string, table>  server -> authorize request handle
 
 local function noop() end
@@ -58,8 +67,23 @@ function M.format_error(err)
   return msg
 end
 
+local error_mt = {
+  __tostring = function(e)
+    return e.message
+  end,
+}
+
+--- The error object given to callbacks: the JSON-RPC error's code and data,
+--- and a human message; tostring(err) is the message.
+---@param err mcp_auth.RpcError|table
+---@return mcp_auth.Error
+function M.error(err)
+  return setmetatable({ code = err.code, message = M.format_error(err), data = err.data }, error_mt)
+end
+
 --- Wraps a sidecar request: keeps the status cache in step with results and
---- errors that carry a ServerStatus, converts errors for callbacks.
+--- errors that carry a ServerStatus; calls cb(err, value, extra) where
+--- value, extra = on_result(result).
 local function call(method, params, on_result, cb)
   cb = cb or noop
   return sidecar.request(method, params, function(err, result)
@@ -67,15 +91,15 @@ local function call(method, params, on_result, cb)
       if is_status(err.data) then
         status.update(err.data)
       end
-      cb(nil, M.format_error(err), err)
+      cb(M.error(err), nil)
       return
     end
     local ok, value, extra = pcall(on_result, result)
     if not ok then
-      cb(nil, 'unexpected answer from mcp-auth-sidecar: ' .. tostring(value), { code = -32603, message = tostring(value) })
+      cb(M.error({ code = -32603, message = 'unexpected answer from mcp-auth-sidecar: ' .. tostring(value) }), nil)
       return
     end
-    cb(value, nil, extra)
+    cb(nil, value, extra)
   end)
 end
 
@@ -97,20 +121,16 @@ sidecar.on('mcp/authorizationPending', function(params)
   end
   local server, url = tostring(params.server), params.url
   pending_urls[server] = url
-  local registers = {}
-  if vim.fn.has('clipboard') == 1 and pcall(vim.fn.setreg, '+', url) then
-    table.insert(registers, '+')
-  end
-  vim.fn.setreg('"', url)
-  table.insert(registers, '"')
+  -- Registers are the user's: the URL goes into one only when asked
+  -- (copy_url, or :McpAuth copy).
+  local copied = M.copy_url(server, config.options.copy_url or nil)
   if config.options.notify_pending ~= false then
-    local where = #registers == 2 and 'the + and " registers' or 'the " register'
     vim.notify(
-      ('mcp_auth: authorize %s in your browser:\n%s\n(copied to %s. If your browser runs on another machine, '
+      ('mcp_auth: authorize %s in your browser:\n%s\n(%s If your browser runs on another machine, '
         .. 'open the URL there; if the final page does not load, copy its address and run :McpAuth paste %s)'):format(
         server,
         url,
-        where,
+        copied and ('Copied to the %s register.'):format(copied) or (':McpAuth copy %s copies it.'):format(server),
         server
       ),
       vim.log.levels.INFO,
@@ -131,6 +151,7 @@ end)
 -- bounded by a short timeout in the sidecar) so the status line is truthful.
 sidecar.on_ready(function()
   status.set_down(false)
+  status.expect(#config.server_names())
   sidecar.request('mcp/authStatus', { probe = true }, function(err, result)
     if not err and result and result.servers then
       status.replace(result.servers)
@@ -149,6 +170,38 @@ vim.api.nvim_create_autocmd('VimLeavePre', {
 -- Setup
 ---------------------------------------------------------------------------
 
+local rendered = false -- a status-line component asked for the status
+
+--- Starts the sidecar (without blocking: scheduled) so that the status line
+--- fills in; until the first answer, servers given to setup() show as
+--- "unknown" ("MCP ?"), never as a blank.
+start_for_status = function()
+  if sidecar.phase() == 'running' or sidecar.phase() == 'starting' then
+    return
+  end
+  if #status.list() == 0 then
+    status.expect(#config.server_names())
+  end
+  vim.schedule(function()
+    if sidecar.phase() == 'stopped' then
+      sidecar.ensure()
+    end
+  end)
+end
+
+--- The first status-line render starts the sidecar (autostart = "statusline",
+--- the default): a component that shows the state of configured servers is
+--- the one thing that needs it before any command.
+local function on_render()
+  if rendered then
+    return
+  end
+  rendered = true
+  if config.options.autostart == 'statusline' then
+    start_for_status()
+  end
+end
+
 --- Configures the plugin. Optional: without it the defaults are used.
 --- Unknown keys and bad values are reported with vim.notify and ignored.
 ---@param opts? mcp_auth.Options
@@ -162,8 +215,8 @@ function M.setup(opts)
     pending_urls = {}
     inflight = {}
   end
-  if config.options.autostart then
-    M.refresh()
+  if config.options.autostart == true or (rendered and config.options.autostart == 'statusline') then
+    start_for_status()
   end
 end
 
@@ -176,12 +229,14 @@ end
 ---@param opts? { highlight?: boolean } highlight: wrap in %#McpAuth…# groups
 ---@return string
 function M.statusline(opts)
+  on_render()
   return status.statusline(opts)
 end
 
 --- Highlight group matching statusline(): McpAuthOk/Warn/Error/Info.
 ---@return string
 function M.highlight()
+  on_render()
   return status.highlight()
 end
 
@@ -197,8 +252,8 @@ function M.status(server)
 end
 
 --- mcp/authStatus (probe = true unless opts.probe == false); refreshes the
---- cache. cb(servers, err).
----@param cb? fun(servers: mcp_auth.ServerStatus[]?, err: string?, raw: table?)
+--- cache. cb(err, servers).
+---@param cb? fun(err: mcp_auth.Error?, servers: mcp_auth.ServerStatus[]?)
 ---@param opts? { server?: string, probe?: boolean }
 function M.refresh(cb, opts)
   opts = opts or {}
@@ -240,16 +295,35 @@ function M.pending_url(server)
   return pending_urls[server]
 end
 
+--- Copies the pending authorization URL of `server` into `register` (when
+--- nil: nothing is copied). "+" and "*" need a clipboard provider.
+---@param server string
+---@param register? string
+---@return string? register the register written, nil when none
+function M.copy_url(server, register)
+  local url = pending_urls[server]
+  if not url or not register then
+    return nil
+  end
+  if (register == '+' or register == '*') and vim.fn.has('clipboard') ~= 1 then
+    return nil
+  end
+  if pcall(vim.fn.setreg, register, url) then
+    return register
+  end
+  return nil
+end
+
 ---------------------------------------------------------------------------
 -- Tokens (API for other plugins)
 ---------------------------------------------------------------------------
 
 --- A currently valid access token for `server` (refreshed by the sidecar when
 --- it expires within opts.min_validity seconds, default 60).
---- cb(token, err, raw): raw is the mcp/accessToken result on success, the
---- JSON-RPC error object on failure (err.code 1001: authorization required).
+--- cb(err, token, result): result is the whole mcp/accessToken result
+--- (err.code 1001: authorization required).
 ---@param server string
----@param cb fun(token: string?, err: string?, raw: table?)
+---@param cb fun(err: mcp_auth.Error?, token: string?, result: table?)
 ---@param opts? { min_validity?: integer }
 function M.token(server, cb, opts)
   check('server', server, 'string')
@@ -261,48 +335,65 @@ function M.token(server, cb, opts)
   end, cb)
 end
 
---- HTTP headers for an MCP request: cb({ Authorization = "Bearer …" }, err, raw).
+--- HTTP headers for an MCP request: cb(err, { Authorization = "Bearer …" }, result).
 ---@param server string
----@param cb fun(headers: table<string,string>?, err: string?, raw: table?)
+---@param cb fun(err: mcp_auth.Error?, headers: table<string,string>?, result: table?)
 ---@param opts? { min_validity?: integer }
 function M.headers(server, cb, opts)
   check('server', server, 'string')
   check('cb', cb, 'function')
-  return M.token(server, function(token, err, raw)
-    if not token then
-      cb(nil, err, raw)
+  return M.token(server, function(err, token, result)
+    if err then
+      cb(err, nil)
       return
     end
-    local scheme = (raw and raw.tokenType) or 'Bearer'
-    cb({ Authorization = scheme .. ' ' .. token }, nil, raw)
+    local scheme = (result and result.tokenType) or 'Bearer'
+    cb(nil, { Authorization = scheme .. ' ' .. token }, result)
   end, opts)
+end
+
+--- Runs an async API function and waits (vim.wait) at most timeout_ms.
+local function wait_for(fn, server, timeout_ms, opts)
+  local done, value, err = false, nil, nil
+  local handle = fn(server, function(e, v)
+    done, err, value = true, e, v
+  end, opts)
+  if not vim.wait(timeout_ms or 10000, function()
+    return done
+  end, 10) then
+    handle.cancel()
+    return nil, M.error({ code = M.errors.Timeout, message = 'timed out waiting for mcp-auth-sidecar' })
+  end
+  return value, err
 end
 
 --- Blocking variant of token() for code that cannot take a callback; waits
 --- at most timeout_ms (default 10000). Not for fast (luv) callbacks.
 ---@param server string
 ---@param timeout_ms? integer
----@return string? token, string? err
-function M.token_sync(server, timeout_ms)
-  local done, token, err = false, nil, nil
-  local handle = M.token(server, function(t, e)
-    done, token, err = true, t, e
-  end)
-  if not vim.wait(timeout_ms or 10000, function()
-    return done
-  end, 10) then
-    handle.cancel()
-    return nil, 'timed out waiting for mcp-auth-sidecar'
-  end
-  return token, err
+---@param opts? { min_validity?: integer }
+---@return string? token, mcp_auth.Error? err
+function M.token_sync(server, timeout_ms, opts)
+  check('server', server, 'string')
+  return wait_for(M.token, server, timeout_ms, opts)
+end
+
+--- Blocking variant of headers(): returns { Authorization = "Bearer …" }, err.
+---@param server string
+---@param timeout_ms? integer
+---@param opts? { min_validity?: integer }
+---@return table<string,string>? headers, mcp_auth.Error? err
+function M.headers_sync(server, timeout_ms, opts)
+  check('server', server, 'string')
+  return wait_for(M.headers, server, timeout_ms, opts)
 end
 
 --- Reports a 401/403 from the MCP server (mcp/handleChallenge).
---- cb(result, err, raw) with result = { action = "retry"|"authorize"|"fail", status, scopes? }.
+--- cb(err, result) with result = { action = "retry"|"authorize"|"fail", status, scopes? }.
 ---@param server string
 ---@param http_status integer
 ---@param www_authenticate? string
----@param cb? fun(result: table?, err: string?, raw: table?)
+---@param cb? fun(err: mcp_auth.Error?, result: table?)
 function M.handle_challenge(server, http_status, www_authenticate, cb)
   return call(
     'mcp/handleChallenge',
@@ -322,9 +413,9 @@ end
 ---------------------------------------------------------------------------
 
 --- Runs the authorization flow (mcp/authorize; waits for the browser).
---- cb(status, err, raw).
+--- cb(err, status); err.code is -32800 when it was cancelled.
 ---@param server string
----@param cb? fun(status: mcp_auth.ServerStatus?, err: string?, raw: table?)
+---@param cb? fun(err: mcp_auth.Error?, status: mcp_auth.ServerStatus?)
 ---@param opts? { scopes?: string[], force?: boolean }
 function M.authorize(server, cb, opts)
   check('server', server, 'string')
@@ -361,10 +452,10 @@ function M.cancel(server)
 end
 
 --- Completes a pending flow with the redirect URL copied from the browser
---- (mcp/completeAuthorization; SSH / headless use). cb(status, err, raw).
+--- (mcp/completeAuthorization; SSH / headless use). cb(err, status).
 ---@param server string
 ---@param callback_url string
----@param cb? fun(status: mcp_auth.ServerStatus?, err: string?, raw: table?)
+---@param cb? fun(err: mcp_auth.Error?, status: mcp_auth.ServerStatus?)
 function M.complete_authorization(server, callback_url, cb)
   check('server', server, 'string')
   check('callback_url', callback_url, 'string')
@@ -374,10 +465,10 @@ function M.complete_authorization(server, callback_url, cb)
   end, cb)
 end
 
---- Logs out (mcp/logout; revokes unless opts.revoke == false). cb(result, err, raw)
+--- Logs out (mcp/logout; revokes unless opts.revoke == false). cb(err, result)
 --- with result = { server, revoked, status }.
 ---@param server string
----@param cb? fun(result: table?, err: string?, raw: table?)
+---@param cb? fun(err: mcp_auth.Error?, result: table?)
 ---@param opts? { revoke?: boolean }
 function M.logout(server, cb, opts)
   check('server', server, 'string')
@@ -395,7 +486,8 @@ end
 -- Low level
 ---------------------------------------------------------------------------
 
---- Raw request to the sidecar: cb(err, result) with the JSON-RPC error object.
+--- Raw request to the sidecar: cb(err, result) with the JSON-RPC error object
+--- as the sidecar sent it.
 ---@param method string
 ---@param params any
 ---@param cb fun(err: table?, result: any)
@@ -412,7 +504,7 @@ end
 function M.restart()
   sidecar.stop(1000)
   status.clear()
-  M.refresh()
+  start_for_status()
 end
 
 return M

@@ -2,7 +2,8 @@
 ---   require('lualine').setup({ sections = { lualine_x = { require('mcp_auth.lualine') } } })
 --- Text from require('mcp_auth').statusline() (the cache, never a request),
 --- colored with McpAuthOk / McpAuthWarn / McpAuthError / McpAuthInfo, hidden
---- while the sidecar has not been started.
+--- while empty (no server configured). Its first render starts the sidecar
+--- (autostart = "statusline", the default).
 return {
   function()
     return require('mcp_auth').statusline()

@@ -1,9 +1,21 @@
---- JSON-RPC 2.0 over a child process's stdio with LSP base-protocol framing
---- (`Content-Length: N\r\n\r\n<body>`), built on vim.system().
+--- A JSON-RPC connection to a child process, on Neovim's own LSP transport
+--- (vim.lsp.rpc: the process, LSP framing, JSON). What this module adds is
+--- what the plugin needs on top of it:
+---
+--- - every request gets exactly one callback `cb(err, result)`: the answer;
+---   or a -32800 error when the request was cancelled (vim.lsp.rpc drops
+---   those answers); or a PROCESS_EXITED error when the process exits first
+---   (vim.lsp.rpc forgets the callbacks);
+--- - the process id (vim.lsp.rpc does not expose it) for :checkhealth and a
+---   last-resort kill;
+--- - how many requests are still waiting (for a clean shutdown).
 ---
 --- Every callback (responses, notifications, server requests, exit) runs on
---- the main loop (vim.schedule), in the order the messages arrived, so
---- handlers may call any Neovim API.
+--- the main loop, in the order the messages arrived.
+---
+--- The process's stderr: vim.lsp.rpc writes it to the LSP log
+--- (vim.lsp.log.get_filename(), at ERROR level) and offers no hook;
+--- `stderr_lines()` reads it back from there. See docs/DECISIONS.md.
 local M = {}
 
 ---@class mcp_auth.RpcError
@@ -15,26 +27,29 @@ local M = {}
 ---@field notification? fun(method: string, params: any)
 ---@field request? fun(method: string, params: any): any, mcp_auth.RpcError?  result, err
 ---@field exit? fun(code: integer, signal: integer)
----@field stderr? fun(chunk: string)
+
+--- Error code used locally for "the process went away before answering".
+M.PROCESS_EXITED = -32099
+--- JSON-RPC / LSP RequestCancelled.
+M.REQUEST_CANCELLED = -32800
 
 ---@class mcp_auth.Rpc
----@field proc vim.SystemObj
----@field pid integer
----@field private next_id integer
----@field private callbacks table<integer, fun(err: mcp_auth.RpcError?, result: any)>
----@field private methods table<integer, string>
----@field private buffer string
+---@field client vim.lsp.rpc.PublicClient
+---@field pid integer?
+---@field cmd string[]
+---@field private waiting table<integer, { method: string, cb: fun(err: mcp_auth.RpcError?, result: any) }>
 ---@field private closed boolean
----@field private exited boolean
 ---@field private handlers mcp_auth.RpcHandlers
 local Rpc = {}
 Rpc.__index = Rpc
 
---- Error code used locally for "the process went away before answering".
-M.PROCESS_EXITED = -32099
-
-local function json_decode(s)
-  return vim.json.decode(s, { luanil = { object = true, array = true } })
+local function child_pids()
+  local ok, pids = pcall(vim.api.nvim_get_proc_children, vim.fn.getpid())
+  local set = {}
+  for _, p in ipairs(ok and pids or {}) do
+    set[p] = true
+  end
+  return set
 end
 
 ---@param cmd string[]
@@ -42,191 +57,126 @@ end
 ---@return mcp_auth.Rpc? rpc, string? err
 function M.start(cmd, opts)
   local self = setmetatable({
-    next_id = 0,
-    callbacks = {},
-    methods = {},
-    buffer = '',
+    cmd = cmd,
+    waiting = {},
     closed = false,
     handlers = opts.handlers or {},
   }, Rpc)
-
-  local ok, proc = pcall(vim.system, cmd, {
-    stdin = true,
-    env = opts.env,
-    cwd = opts.cwd,
-    stdout = function(err, data)
-      if err or not data then
-        return
-      end
-      self:_on_stdout(data)
-    end,
-    stderr = function(_, data)
-      if data and self.handlers.stderr then
-        vim.schedule(function()
-          self.handlers.stderr(data)
-        end)
+  local before = child_pids()
+  local ok, client = pcall(vim.lsp.rpc.start, cmd, {
+    -- vim.lsp.rpc schedules notifications and response callbacks itself.
+    notification = function(method, params)
+      if self.handlers.notification then
+        self.handlers.notification(method, params)
       end
     end,
-  }, function(out)
-    vim.schedule(function()
-      self:_on_exit(out.code, out.signal)
-    end)
-  end)
+    server_request = function(method, params)
+      if self.handlers.request then
+        return self.handlers.request(method, params)
+      end
+      return nil, { code = -32601, message = 'method not found: ' .. tostring(method) }
+    end,
+    -- Called from the process's exit callback (a fast event).
+    on_exit = function(code, signal)
+      vim.schedule(function()
+        self:_on_exit(code, signal)
+      end)
+    end,
+    on_error = function(code, err)
+      local name = vim.lsp.rpc.client_errors[code] or tostring(code)
+      vim.notify(('mcp_auth: %s from mcp-auth-sidecar: %s'):format(name, tostring(err)), vim.log.levels.WARN)
+    end,
+  }, { env = opts.env, cwd = opts.cwd })
   if not ok then
-    return nil, tostring(proc)
+    return nil, tostring(client)
   end
-  self.proc = proc
-  self.pid = proc.pid
+  self.client = client
+  -- vim.system spawned it synchronously: the one new child is ours.
+  local new = {}
+  for p in pairs(child_pids()) do
+    if not before[p] then
+      table.insert(new, p)
+    end
+  end
+  self.pid = #new == 1 and new[1] or nil
   return self
 end
 
 ---@private
-function Rpc:_on_stdout(data)
-  self.buffer = self.buffer .. data
-  while true do
-    local header_end = self.buffer:find('\r\n\r\n', 1, true)
-    if not header_end then
-      return
-    end
-    local header = self.buffer:sub(1, header_end - 1)
-    local length = tonumber(header:lower():match('content%-length:%s*(%d+)'))
-    if not length then
-      -- Unrecoverable framing error: drop what we have and resynchronise on
-      -- the next header.
-      self.buffer = self.buffer:sub(header_end + 4)
-      vim.schedule(function()
-        vim.notify('mcp_auth: malformed header from sidecar: ' .. header, vim.log.levels.WARN)
-      end)
-    else
-      local body_start = header_end + 4
-      if #self.buffer < body_start + length - 1 then
-        return
-      end
-      local body = self.buffer:sub(body_start, body_start + length - 1)
-      self.buffer = self.buffer:sub(body_start + length)
-      vim.schedule(function()
-        self:_dispatch(body)
-      end)
-    end
-  end
-end
-
----@private
-function Rpc:_send(msg)
-  if self.closed then
-    return false
-  end
-  local body = vim.json.encode(msg)
-  local ok = pcall(self.proc.write, self.proc, ('Content-Length: %d\r\n\r\n%s'):format(#body, body))
-  return ok
-end
-
----@private
-function Rpc:_dispatch(body)
-  local ok, msg = pcall(json_decode, body)
-  if not ok or type(msg) ~= 'table' then
-    vim.notify('mcp_auth: sidecar sent invalid JSON: ' .. body:sub(1, 200), vim.log.levels.WARN)
+function Rpc:_finish(id, err, result)
+  local entry = self.waiting[id]
+  if not entry then
     return
   end
-  if msg.method and msg.id ~= nil then
-    -- server -> client request
-    local result, err
-    local handler = self.handlers.request
-    if handler then
-      local hok, r, e = pcall(handler, msg.method, msg.params)
-      if hok then
-        result, err = r, e
-      else
-        err = { code = -32603, message = tostring(r) }
-      end
-    else
-      err = { code = -32601, message = 'method not found: ' .. msg.method }
-    end
-    if err then
-      self:_send({ jsonrpc = '2.0', id = msg.id, error = err })
-    else
-      self:_send({ jsonrpc = '2.0', id = msg.id, result = result == nil and vim.NIL or result })
-    end
-  elseif msg.method then
-    if self.handlers.notification then
-      local nok, e = pcall(self.handlers.notification, msg.method, msg.params)
-      if not nok then
-        vim.notify('mcp_auth: error handling ' .. msg.method .. ': ' .. tostring(e), vim.log.levels.ERROR)
-      end
-    end
-  elseif msg.id ~= nil then
-    local cb = self.callbacks[msg.id]
-    self.callbacks[msg.id] = nil
-    if cb then
-      local cok, e = pcall(cb, msg.error, msg.result)
-      if not cok then
-        vim.notify('mcp_auth: error in response callback: ' .. tostring(e), vim.log.levels.ERROR)
-      end
-    end
+  self.waiting[id] = nil
+  local ok, e = pcall(entry.cb, err, result)
+  if not ok then
+    vim.notify(('mcp_auth: error in the callback of %s: %s'):format(entry.method, tostring(e)), vim.log.levels.ERROR)
   end
 end
 
 ---@private
 function Rpc:_on_exit(code, signal)
-  if self.exited then
+  if self.closed then
     return
   end
-  self.exited = true
   self.closed = true
-  local callbacks = self.callbacks
-  self.callbacks = {}
-  for _, cb in pairs(callbacks) do
-    pcall(cb, { code = M.PROCESS_EXITED, message = 'mcp-auth-sidecar exited before answering' }, nil)
+  local ids = vim.tbl_keys(self.waiting)
+  table.sort(ids)
+  for _, id in ipairs(ids) do
+    self:_finish(id, { code = M.PROCESS_EXITED, message = 'mcp-auth-sidecar exited before answering' }, nil)
   end
   if self.handlers.exit then
     self.handlers.exit(code, signal)
   end
 end
 
---- Sends a request. `cb(err, result)` runs on the main loop.
+--- Sends a request. `cb(err, result)` runs on the main loop, exactly once.
 ---@param method string
 ---@param params any
 ---@param cb fun(err: mcp_auth.RpcError?, result: any)
 ---@return integer? id
 function Rpc:request(method, params, cb)
-  if self.closed then
+  local function fail(message)
     vim.schedule(function()
-      cb({ code = M.PROCESS_EXITED, message = 'mcp-auth-sidecar is not running' }, nil)
+      cb({ code = M.PROCESS_EXITED, message = message }, nil)
     end)
+  end
+  if self:is_closed() then
+    fail('mcp-auth-sidecar is not running')
     return nil
   end
-  self.next_id = self.next_id + 1
-  local id = self.next_id
-  self.methods[id] = method
-  self.callbacks[id] = function(err, result)
-    self.methods[id] = nil
-    return cb(err, result)
-  end
-  local msg = { jsonrpc = '2.0', id = id, method = method }
-  if params ~= nil then
-    msg.params = params
-  end
-  if not self:_send(msg) then
-    self.callbacks[id] = nil
+  local id
+  local sent
+  sent, id = self.client.request(method, params, function(err, result)
+    self:_finish(id, err, result)
+  end, function(reply_id)
+    -- An answer arrived. vim.lsp.rpc schedules its callback right after this
+    -- one; when it never comes, the answer was RequestCancelled.
     vim.schedule(function()
-      cb({ code = M.PROCESS_EXITED, message = 'could not write to mcp-auth-sidecar' }, nil)
+      self:_finish(reply_id, { code = M.REQUEST_CANCELLED, message = 'request cancelled' }, nil)
     end)
+  end)
+  if not sent or not id then
+    fail('could not write to mcp-auth-sidecar')
     return nil
   end
+  self.waiting[id] = { method = method, cb = cb }
   return id
 end
 
 ---@param method string
 ---@param params any
+---@return boolean sent
 function Rpc:notify(method, params)
-  local msg = { jsonrpc = '2.0', method = method }
-  if params ~= nil then
-    msg.params = params
+  if self:is_closed() then
+    return false
   end
-  return self:_send(msg)
+  return self.client.notify(method, params)
 end
 
---- Asks the peer to cancel request `id` (`$/cancelRequest`).
+--- Asks the peer to cancel request `id` (`$/cancelRequest`); its callback
+--- then gets a -32800 error (or the answer, if that came first).
 function Rpc:cancel(id)
   return self:notify('$/cancelRequest', { id = id })
 end
@@ -236,8 +186,8 @@ end
 ---@return integer
 function Rpc:pending(except)
   local n = 0
-  for _, method in pairs(self.methods) do
-    if not (except and except[method]) then
+  for _, entry in pairs(self.waiting) do
+    if not (except and except[entry.method]) then
       n = n + 1
     end
   end
@@ -245,17 +195,85 @@ function Rpc:pending(except)
 end
 
 function Rpc:is_closed()
-  return self.closed
+  return self.closed or self.client.is_closing()
 end
 
---- Closes stdin (the sidecar exits on EOF).
-function Rpc:close_stdin()
-  pcall(self.proc.write, self.proc, nil)
+--- SIGTERM (the sidecar finishes a refresh or logout in progress, then exits).
+function Rpc:terminate()
+  pcall(self.client.terminate)
 end
 
----@param signal? integer|string
-function Rpc:kill(signal)
-  pcall(self.proc.kill, self.proc, signal or 'sigterm')
+--- SIGKILL, the last resort.
+function Rpc:kill()
+  if self.pid then
+    pcall(vim.uv.kill, self.pid, 'sigkill')
+  end
+end
+
+local escapes = { a = '\a', b = '\b', f = '\f', n = '\n', r = '\r', t = '\t', v = '\v' }
+
+--- Reverses vim.inspect() of a string.
+local function uninspect(s)
+  local q = s:sub(1, 1)
+  if #s < 2 or (q ~= '"' and q ~= "'") or s:sub(-1) ~= q then
+    return s
+  end
+  s = s:sub(2, -2)
+  local out, i = {}, 1
+  while i <= #s do
+    local c = s:sub(i, i)
+    if c == '\\' and i < #s then
+      local digits = s:match('^%d%d?%d?', i + 1)
+      if digits then
+        table.insert(out, string.char(tonumber(digits) % 256))
+        i = i + 1 + #digits
+      else
+        local n = s:sub(i + 1, i + 1)
+        table.insert(out, escapes[n] or n)
+        i = i + 2
+      end
+    else
+      table.insert(out, c)
+      i = i + 1
+    end
+  end
+  return table.concat(out)
+end
+
+--- What the processes started with the programs `programs` wrote to stderr,
+--- read back from the LSP log (from byte `offset` on). Empty when the LSP
+--- log level is above ERROR.
+---@param programs table<string, boolean> cmd[1] of each process started
+---@param offset? integer
+---@return string[] lines, string path
+function M.stderr_lines(programs, offset)
+  local path = vim.lsp.log.get_filename()
+  local lines = {}
+  local f = io.open(path, 'rb')
+  if not f then
+    return lines, path
+  end
+  if offset and offset > 0 then
+    f:seek('set', offset)
+  end
+  local partial = ''
+  for line in f:lines() do
+    local program, chunk = line:match('\t"rpc"\t(.-)\t"stderr"\t(.*)$')
+    if program and program:sub(1, 1) == '{' then
+      -- the whole command list (older vim.lsp.rpc): its first string
+      program = program:match('^{%s*(%b"")') or program
+    end
+    if program and programs[uninspect(program)] then
+      local parts = vim.split(partial .. uninspect(chunk), '\n', { plain = true })
+      partial = table.remove(parts)
+      vim.list_extend(lines, parts)
+    end
+  end
+  f:close()
+  if partial ~= '' then
+    table.insert(lines, partial)
+  end
+  return lines, path
 end
 
 return M

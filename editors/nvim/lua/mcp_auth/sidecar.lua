@@ -1,6 +1,7 @@
---- The one mcp-auth-sidecar process of this Neovim instance: started lazily on
---- the first request, initialized (LSP lifecycle), restarted with a message
---- when it dies, shut down when Neovim exits.
+--- The one mcp-auth-sidecar process of this Neovim instance: started lazily
+--- (first request, or first status-line render), initialized (LSP
+--- lifecycle), restarted with a message when it dies, shut down when Neovim
+--- exits. The connection itself is mcp_auth.rpc (vim.lsp.rpc).
 local config = require('mcp_auth.config')
 local rpc_mod = require('mcp_auth.rpc')
 
@@ -8,7 +9,7 @@ local M = {}
 
 local MAX_RESTARTS = 3 -- within RESTART_WINDOW_MS; then give up until next use
 local RESTART_WINDOW_MS = 60 * 1000
-local STDERR_LINES = 1000
+local LOG_LINES = 1000
 
 ---@type mcp_auth.Rpc?
 local rpc = nil
@@ -18,8 +19,8 @@ local stopping = false
 ---@type { method: string, params: any, cb: fun(err, result), handle: table }[]
 local queue = {}
 local restarts = {} ---@type integer[] times (ms) of automatic restarts
-local stderr_lines = {} ---@type string[]
-local stderr_partial = ''
+local programs = {} ---@type table<string, boolean> cmd[1] of every process started
+local log_offset = nil ---@type integer? size of the LSP log before the first start
 local listeners = {} ---@type table<string, fun(params: any)[]>
 local ready_hooks = {} ---@type fun()[]
 local last_error = nil ---@type string?
@@ -31,26 +32,15 @@ local function now_ms()
   return vim.uv.now()
 end
 
-local function push_stderr(chunk)
-  local text = stderr_partial .. chunk
-  local lines = vim.split(text, '\n', { plain = true })
-  stderr_partial = table.remove(lines)
-  for _, l in ipairs(lines) do
-    table.insert(stderr_lines, l)
-  end
-  while #stderr_lines > STDERR_LINES do
-    table.remove(stderr_lines, 1)
-  end
-end
-
---- The sidecar's recent stderr output (its log).
----@return string[]
+--- The sidecar's recent stderr output (its log), as vim.lsp.rpc recorded it
+--- in the LSP log; the last `LOG_LINES` lines of this Neovim's processes.
+---@return string[] lines, string path the LSP log
 function M.log_lines()
-  local out = vim.list_slice(stderr_lines, 1, #stderr_lines)
-  if stderr_partial ~= '' then
-    table.insert(out, stderr_partial)
+  local lines, path = rpc_mod.stderr_lines(programs, log_offset)
+  if #lines > LOG_LINES then
+    lines = vim.list_slice(lines, #lines - LOG_LINES + 1, #lines)
   end
-  return out
+  return lines, path
 end
 
 local function stderr_tail(n)
@@ -212,23 +202,26 @@ local function initialize_params()
 end
 
 start = function()
-  local cmd = config.options.cmd
+  local cmd = require('mcp_auth.binary').cmd()
   if vim.fn.executable(cmd[1]) ~= 1 then
     phase = 'failed'
-    last_error = ('sidecar command not found: %s (install mcp-auth-sidecar or set opts.cmd)'):format(cmd[1])
+    last_error = ('sidecar command not found: %s (run the plugin\'s build.sh, install mcp-auth-sidecar on $PATH or set opts.cmd)'):format(cmd[1])
     fail_queue({ code = rpc_mod.PROCESS_EXITED, message = last_error })
     on_notification('$/mcpAuth/down', {})
     return
   end
   phase = 'starting'
-  stderr_partial = ''
+  if not log_offset then
+    local stat = vim.uv.fs_stat(vim.lsp.log.get_filename())
+    log_offset = stat and stat.size or 0
+  end
+  programs[cmd[1]] = true
   local this
   local r, err = rpc_mod.start(cmd, {
     env = config.env(),
     handlers = {
       notification = on_notification,
       request = on_request,
-      stderr = push_stderr,
       exit = function(code, signal)
         on_exit(this, code, signal)
       end,
@@ -236,7 +229,7 @@ start = function()
   })
   if not r then
     phase = 'failed'
-    last_error = ('could not start %s: %s'):format(table.concat(cmd, ' '), err)
+    last_error = ('could not start %s: %s'):format(cmd[1], err)
     fail_queue({ code = rpc_mod.PROCESS_EXITED, message = last_error })
     on_notification('$/mcpAuth/down', {})
     return
@@ -254,15 +247,16 @@ start = function()
         fail_queue(ierr)
         phase = 'failed'
         stopping = true
-        r:kill()
+        r:terminate()
       end
       return
     end
     local caps = result and result.capabilities or {}
     local mcp = caps.experimental and caps.experimental.mcpAuth
-    if not (mcp and mcp.version == 1) then
+    local want = require('mcp_auth.binary').PROTOCOL_VERSION
+    if not (mcp and mcp.version == want) then
       vim.notify(
-        'mcp_auth: the sidecar did not announce capabilities.experimental.mcpAuth.version = 1; continuing',
+        ('mcp_auth: the sidecar did not announce capabilities.experimental.mcpAuth.version = %d; continuing'):format(want),
         vim.log.levels.WARN
       )
     end
@@ -304,7 +298,13 @@ function M.request(method, params, cb)
     end
     handle.cancelled = true
     if handle.id and handle.rpc and not handle.rpc:is_closed() then
+      -- the callback gets the answer or -32800 (mcp_auth.rpc)
       handle.rpc:cancel(handle.id)
+    elseif not handle.id then
+      -- still queued (the sidecar is starting): never sent, answered here
+      vim.schedule(function()
+        cb({ code = rpc_mod.REQUEST_CANCELLED, message = 'request cancelled' }, nil)
+      end)
     end
   end
   M.ensure()
@@ -321,8 +321,9 @@ function M.request(method, params, cb)
 end
 
 --- Shuts the sidecar down: `shutdown`, then — once short requests still in
---- flight (logout, token, …; not a browser flow) are answered — `exit` and
---- stdin closed. Waits at most `timeout_ms` (default 1000), then kills it.
+--- flight (logout, token, …; not a browser flow) are answered — `exit`.
+--- Waits at most `timeout_ms` (default 1000) in all, then SIGTERM (the
+--- sidecar still finishes a refresh in progress), then SIGKILL.
 ---@param timeout_ms? integer
 function M.stop(timeout_ms)
   local r = rpc
@@ -333,27 +334,29 @@ function M.stop(timeout_ms)
   timeout_ms = timeout_ms or 1000
   stopping = true
   local deadline = vim.uv.now() + timeout_ms
+  local function gone()
+    return rpc ~= r
+  end
   if phase == 'running' then
     local shut = false
     r:request('shutdown', nil, function()
       shut = true
     end)
     vim.wait(timeout_ms, function()
-      return shut and r:pending({ ['mcp/authorize'] = true }) == 0 or rpc ~= r
+      return shut and r:pending({ ['mcp/authorize'] = true }) == 0 or gone()
     end, 10)
     r:notify('exit', nil)
   end
-  r:close_stdin()
-  vim.wait(math.max(deadline - vim.uv.now(), 100), function()
-    return rpc ~= r
-  end, 10)
-  if rpc == r then
-    r:kill('sigkill')
-    vim.wait(500, function()
-      return rpc ~= r
-    end, 10)
+  vim.wait(math.max(deadline - vim.uv.now(), 100), gone, 10)
+  if not gone() then
+    r:terminate()
+    vim.wait(500, gone, 10)
   end
-  if rpc == r then
+  if not gone() then
+    r:kill()
+    vim.wait(500, gone, 10)
+  end
+  if not gone() then
     -- the exit callback did not run (e.g. called from VimLeave): forget it
     rpc = nil
     phase = 'stopped'

@@ -1,4 +1,4 @@
---- Cache of ServerStatus objects (SPEC §3.4), fed by mcp/authStatusChanged
+--- Cache of ServerStatus objects (docs/protocol.md#serverstatus), fed by mcp/authStatusChanged
 --- notifications and by request results; the status line reads only this.
 local M = {}
 
@@ -15,11 +15,12 @@ local M = {}
 ---@type table<string, mcp_auth.ServerStatus>
 local cache = {}
 local down = false -- the sidecar died and is not being restarted
+local expected = 0 -- servers configured in setup() whose state has not arrived yet
 local redraw_pending = false
 
 --- The status-line strings, by aggregate kind. Documented in :help mcp_auth-statusline.
 M.labels = {
-  none = '', -- sidecar not started yet, or no server configured
+  none = '', -- no server configured (or autostart = false and nothing asked yet)
   ok = 'MCP ok',
   unknown = 'MCP ?',
   authorizing = 'MCP authorizing…',
@@ -83,10 +84,21 @@ function M.update(status)
   end
 end
 
+--- `n` servers are configured but their state has not arrived yet: while the
+--- cache is empty the status line says "unknown" for them, not nothing.
+---@param n integer
+function M.expect(n)
+  if expected ~= n then
+    expected = n
+    schedule_redraw()
+  end
+end
+
 --- Replaces the whole cache with the result of an mcp/authStatus for all
 --- servers (servers the sidecar no longer knows disappear).
 ---@param list mcp_auth.ServerStatus[]
 function M.replace(list)
+  expected = 0
   local seen = {}
   for _, s in ipairs(list or {}) do
     seen[s.server] = true
@@ -114,6 +126,7 @@ end
 
 function M.clear()
   cache = {}
+  expected = 0
   schedule_redraw()
 end
 
@@ -150,6 +163,9 @@ function M.aggregate()
     elseif k == kind then
       count = count + 1
     end
+  end
+  if kind == 'none' and expected > 0 then
+    return 'unknown', expected
   end
   return kind, count
 end

@@ -172,6 +172,8 @@ export class FakeStatusBarItem {
 
 export class FakeOutputChannel {
   readonly lines: string[] = [];
+  /** Created with `{ log: true }` (a LogOutputChannel). */
+  isLogChannel = false;
   private partial = '';
   shown = false;
   constructor(readonly name: string) {}
@@ -198,6 +200,63 @@ export class FakeOutputChannel {
     this.shown = false;
   }
   dispose(): void {}
+  // LogOutputChannel (createOutputChannel(name, { log: true })): one line
+  // per call, "[level] message", like VS Code's rendering minus the time.
+  readonly logLevel = 2; // LogLevel.Debug
+  readonly onDidChangeLogLevel = new EventEmitter<number>().event;
+  trace(message: string): void {
+    this.appendLine(`[trace] ${message}`);
+  }
+  debug(message: string): void {
+    this.appendLine(`[debug] ${message}`);
+  }
+  info(message: string): void {
+    this.appendLine(`[info] ${message}`);
+  }
+  warn(message: string): void {
+    this.appendLine(`[warning] ${message}`);
+  }
+  error(error: string | Error): void {
+    this.appendLine(`[error] ${typeof error === 'string' ? error : error.message}`);
+  }
+}
+
+/** SecretStorage in memory; `values` is what the test inspects. */
+export class FakeSecretStorage {
+  readonly values = new Map<string, string>();
+  private readonly emitter = new EventEmitter<{ key: string }>();
+  readonly onDidChange = this.emitter.event;
+  async get(key: string): Promise<string | undefined> {
+    return this.values.get(key);
+  }
+  async store(key: string, value: string): Promise<void> {
+    this.values.set(key, value);
+    this.emitter.fire({ key });
+  }
+  async delete(key: string): Promise<void> {
+    this.values.delete(key);
+    this.emitter.fire({ key });
+  }
+}
+
+/** VS Code >= 1.101's McpHttpServerDefinition. */
+export class McpHttpServerDefinition {
+  constructor(
+    public label: string,
+    public uri: Uri,
+    public headers: Record<string, string> = {},
+    public version?: string,
+  ) {}
+}
+
+export interface McpProviderRecord {
+  id: string;
+  provider: {
+    onDidChangeMcpServerDefinitions?: (listener: () => unknown) => { dispose(): unknown };
+    provideMcpServerDefinitions(token: unknown): Promise<McpHttpServerDefinition[]> | McpHttpServerDefinition[];
+    resolveMcpServerDefinition?(server: McpHttpServerDefinition, token: unknown): Promise<McpHttpServerDefinition | undefined>;
+  };
+  disposed: boolean;
 }
 
 export interface MessageRecord {
@@ -233,6 +292,7 @@ export const recorded = {
   asExternalUri: [] as string[],
   clipboard: [] as string[],
   executed: [] as { command: string; args: unknown[] }[],
+  mcpProviders: [] as McpProviderRecord[],
   /** The order of env calls: 'asExternalUri <uri>', 'openExternal <url>'. */
   sequence: [] as string[],
 };
@@ -267,8 +327,9 @@ function message(kind: MessageRecord['kind']) {
 }
 
 export const window = {
-  createOutputChannel(name: string): FakeOutputChannel {
+  createOutputChannel(name: string, options?: string | { log: true }): FakeOutputChannel {
     const ch = new FakeOutputChannel(name);
+    ch.isLogChannel = typeof options === 'object' && options.log === true;
     recorded.outputChannels.push(ch);
     return ch;
   },
@@ -398,6 +459,19 @@ export const workspace = {
 
 export const version = '1.90.0';
 
+/**
+ * `vscode.lm` with the MCP server definition provider API (VS Code >=
+ * 1.101); a test removes the function to look like an older host.
+ */
+function registerMcpServerDefinitionProvider(id: string, provider: McpProviderRecord['provider']): Disposable {
+  const rec: McpProviderRecord = { id, provider, disposed: false };
+  recorded.mcpProviders.push(rec);
+  return new Disposable(() => (rec.disposed = true));
+}
+export const lm: { registerMcpServerDefinitionProvider?: typeof registerMcpServerDefinitionProvider } = {
+  registerMcpServerDefinitionProvider,
+};
+
 // ---- test controls ----
 
 /** Sets settings (`mcpAuth.servers` …); fires onDidChangeConfiguration when asked. */
@@ -418,10 +492,22 @@ export function registeredCommands(): string[] {
   return [...commandHandlers.keys()];
 }
 
-/** A minimal ExtensionContext: subscriptions and the extension's package.json. */
-export function extensionContext(packageJSON: unknown): vscode.ExtensionContext & { subscriptions: { dispose(): unknown }[] } {
-  return { subscriptions: [], extension: { packageJSON } } as unknown as vscode.ExtensionContext & {
+/**
+ * A minimal ExtensionContext: subscriptions, the extension's package.json and
+ * folder (by default one that does not exist: nothing bundled).
+ */
+export function extensionContext(
+  packageJSON: unknown,
+  extensionPath = '/nonexistent/mcp-auth-sidecar-extension',
+): vscode.ExtensionContext & { subscriptions: { dispose(): unknown }[]; secrets: FakeSecretStorage } {
+  return {
+    subscriptions: [],
+    extensionPath,
+    extension: { packageJSON, extensionPath },
+    secrets: new FakeSecretStorage(),
+  } as unknown as vscode.ExtensionContext & {
     subscriptions: { dispose(): unknown }[];
+    secrets: FakeSecretStorage;
   };
 }
 
@@ -431,6 +517,7 @@ export function reset(): void {
   responders.message = () => undefined;
   responders.quickPick = () => undefined;
   responders.inputBox = () => undefined;
+  lm.registerMcpServerDefinitionProvider = registerMcpServerDefinitionProvider;
   responders.openExternal = async () => true;
   responders.asExternalUri = (uri) => uri;
   commandHandlers.clear();
@@ -477,5 +564,6 @@ conforms<(id: string, alignment?: vscode.StatusBarAlignment, priority?: number) 
 conforms<Omit<vscode.StatusBarItem, 'alignment' | 'backgroundColor' | 'color' | 'tooltip' | 'accessibilityInformation' | 'command'>>(
   new FakeStatusBarItem('x', StatusBarAlignment.Left, 0) as FakeStatusBarItem & { name: string | undefined },
 );
-conforms<Omit<vscode.OutputChannel, 'show'>>(new FakeOutputChannel('x'));
+conforms<Omit<vscode.LogOutputChannel, 'show' | 'logLevel' | 'onDidChangeLogLevel'>>(new FakeOutputChannel('x'));
+conforms<vscode.SecretStorage>(new FakeSecretStorage());
 conforms<vscode.EventEmitter<number>['event']>(new EventEmitter<number>().event);
