@@ -348,7 +348,8 @@ impl Backend {
     }
 }
 
-/// What each `initializationOptions` field accepts (SPEC §3.1), for errors
+/// What each `initializationOptions` field accepts
+/// (docs/protocol.md#initialization-options), for errors
 /// that name the field and what it takes — never the value, which may hold
 /// a secret, and never a Rust type.
 const OPTION_VALUES: [(&str, &str); 7] = [
