@@ -91,10 +91,14 @@ install_npm
 (cd "$ext" && { [[ -d node_modules ]] || npm ci --no-audit --no-fund --loglevel=error >/dev/null; } && npm run --silent compile)
 
 run="$(mktemp -d "${TMPDIR:-/tmp}/real-vscode.XXXXXX")"
+# code-server's own temp folder (its IPC and git sockets, the TypeScript
+# server's folder): removed with the run. Short, under /tmp, because a
+# socket path must fit in 108 bytes.
+cstmp="$(mktemp -d /tmp/mcp-vsc.XXXXXX)"
 cspid=""
 cleanup() {
   if [[ -n "$cspid" ]]; then kill -- "-$cspid" 2>/dev/null || true; sleep 0.3; kill -9 -- "-$cspid" 2>/dev/null || true; fi
-  rm -rf "$run"
+  rm -rf "$run" "$cstmp"
 }
 trap cleanup EXIT INT TERM
 mkdir -p "$run/ws" "$run/ud/User" "$run/cfg" "$run/data" "$run/home"
@@ -111,7 +115,7 @@ cat >"$run/ud/User/settings.json" <<JSON
 JSON
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 export MCP_AUTH_REAL_MARKER="$run/statusbar-seen"   # reaches the extension host
-XDG_CONFIG_HOME="$run/cfg" XDG_DATA_HOME="$run/data" MCP_AUTH_SIDECAR_HOME="$run/home" setsid \
+TMPDIR="$cstmp" XDG_CONFIG_HOME="$run/cfg" XDG_DATA_HOME="$run/data" MCP_AUTH_SIDECAR_HOME="$run/home" setsid \
   "$here/node_modules/.bin/code-server" --auth none --bind-addr "127.0.0.1:$port" --disable-telemetry \
   --disable-update-check --disable-workspace-trust --user-data-dir "$run/ud" --extensions-dir "$run/exts" \
   "$run/ws" >"$run/server.log" 2>&1 &
