@@ -186,8 +186,7 @@ local function token_accepted(token, label)
 end
 
 local function checkhealth(label)
-  vim.cmd('silent checkhealth mcp_auth')
-  local lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+  local lines = harness.checkhealth(label)
   local text = table.concat(lines, '\n')
   local errors = vim.tbl_filter(function(l)
     return l:find('ERROR') ~= nil
@@ -198,13 +197,6 @@ local function checkhealth(label)
   check(label .. ': checkhealth lists the server', text:find(SERVER, 1, true) ~= nil, text)
   check(label .. ': checkhealth says where the sidecar\'s log goes (the LSP log)',
     text:find(vim.lsp.log.get_filename(), 1, true) ~= nil and text:find(':McpAuth log shows it', 1, true) ~= nil, text)
-  out('  --- checkhealth (' .. label .. ') ---')
-  for _, l in ipairs(lines) do
-    if l ~= '' and not l:match('^=+$') and not l:match('^%-+$') then
-      out('  | ' .. l)
-    end
-  end
-  pcall(vim.cmd, 'tabclose')
   return text
 end
 

@@ -19,6 +19,21 @@ function M.check(name, cond, detail)
   return cond
 end
 
+--- Runs `:checkhealth mcp_auth`, prints its lines under `label`, closes
+--- its tab; returns the lines.
+function M.checkhealth(label)
+  vim.cmd('silent checkhealth mcp_auth')
+  local lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+  M.out('  --- checkhealth (' .. label .. ') ---')
+  for _, l in ipairs(lines) do
+    if l ~= '' and not l:match('^=+$') and not l:match('^%-+$') then
+      M.out('  | ' .. l)
+    end
+  end
+  pcall(vim.cmd, 'tabclose')
+  return lines
+end
+
 --- Prints the last line; true when every check passed.
 function M.summary()
   M.out(('%d passed, %d failed'):format(M.passed, M.failed))

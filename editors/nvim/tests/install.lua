@@ -119,15 +119,7 @@ require('mcp_auth').setup({
 })
 
 local function checkhealth(label)
-  vim.cmd('silent checkhealth mcp_auth')
-  local lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
-  out('  --- checkhealth (' .. label .. ') ---')
-  for _, l in ipairs(lines) do
-    if l ~= '' and not l:match('^=+$') and not l:match('^%-+$') then
-      out('  | ' .. l)
-    end
-  end
-  pcall(vim.cmd, 'tabclose')
+  local lines = harness.checkhealth(label)
   local function matching(word)
     return vim.tbl_filter(function(l)
       return l:find(word, 1, true) ~= nil
